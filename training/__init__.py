@@ -1,0 +1,1 @@
+"""Training and evaluation on FER2013: produces the models that `emotion` loads."""

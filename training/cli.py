@@ -1,0 +1,110 @@
+"""`moodring train` and `moodring evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from moodring.errors import ConfigError
+from moodring.settings import Settings
+
+SPLIT_CHOICES = ("Training", "PublicTest", "PrivateTest")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `train` and `evaluate` to the `moodring` command."""
+    train = subparsers.add_parser("train", help="train an emotion model on FER2013")
+    train.add_argument("--model", choices=("cnn", "resnet50v2"), default="cnn")
+    train.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
+    train.add_argument("--epochs", type=int, help="default: 45 for cnn, 12 for resnet50v2")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
+    train.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
+    train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    train.add_argument("--limit", type=int, help="train on the first N faces only (smoke tests)")
+    train.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-<time>)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --run-dir (default: the newest run of --model)"
+    )
+    train.set_defaults(handler=run_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="measure a model on a FER2013 split")
+    evaluate.add_argument(
+        "model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model (MOODRING_MODEL)"
+    )
+    evaluate.add_argument("--split", choices=SPLIT_CHOICES, default="PrivateTest")
+    evaluate.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
+    evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def _newest_run(runs_dir: Path, model: str) -> Path:
+    runs = sorted(runs_dir.glob(f"{model}-*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ConfigError(f"--resume: no earlier {model} run in {runs_dir}; pass --run-dir")
+    return runs[-1]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of `moodring train`."""
+    settings = Settings.load()
+    from training.data import load_fer2013
+    from training.train import TrainConfig, train
+
+    weights = None if args.weights.lower() == "none" else args.weights
+    default_epochs = 45 if args.model == "cnn" else 12
+    config = TrainConfig(
+        model=args.model,
+        epochs=args.epochs or default_epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        input_size=args.input_size,
+        weights=weights,
+        precision=args.precision,
+        train_limit=args.limit,
+    )
+    if args.run_dir:
+        run_dir = args.run_dir
+    elif args.resume:
+        run_dir = _newest_run(settings.runs_dir, args.model)
+    else:
+        run_dir = settings.runs_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
+    train(config, data, run_dir, resume=args.resume)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    print(f"{run_dir}: PrivateTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Handler of `moodring evaluate`."""
+    settings = Settings.load()
+    from training.data import load_fer2013
+    from training.evaluate import evaluate, plot_confusion
+    from training.models import load_model
+
+    model_path = args.model_path or settings.model
+    model = load_model(model_path)
+    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
+    metrics = evaluate(model, data.split(args.split), args.split)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_confusion(metrics, args.out / "confusion.png", Path(model_path).name)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(
+            f"{model_path} on {args.split} (n={metrics['n']}): accuracy {metrics['accuracy']:.4f}, "
+            f"loss {metrics['loss']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+        )
+        for name, row in metrics["per_class"].items():
+            print(
+                f"  {name:<9} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                f"f1 {row['f1']:.3f}  support {row['support']}"
+            )
+    return 0

@@ -1,0 +1,105 @@
+"""Model builders, one function per family, in the keras.io manner.
+
+Both take 48x48 grayscale faces scaled to [0, 1] and end in a 7-way softmax in
+`moodring.EMOTIONS` order, so the selfie pipeline can load either without knowing which it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from moodring import EMOTIONS
+from moodring.errors import ModelError
+
+NUM_CLASSES = len(EMOTIONS)
+
+
+def build_cnn(
+    input_size: int = 48,
+    widths: tuple[int, ...] = (64, 128, 256, 512),
+    convs_per_block: int = 2,
+    dropout: float = 0.4,
+) -> keras.Model:
+    """VGG-style CNN: conv-BN-ReLU blocks, max-pooling, global average pooling, softmax.
+
+    Plain 3x3 convolutions are what oneDNN runs fastest on a CPU; global pooling keeps the head
+    small, so most of the budget goes to features. Widths were chosen by accuracy per
+    CPU-minute (see training/EXPERIMENTS.md).
+    """
+    inputs = keras.Input((input_size, input_size, 1), name="face")
+    x = inputs
+    for width in widths:
+        for _ in range(convs_per_block):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="moodring_cnn")
+
+
+def build_resnet50v2(
+    input_size: int = 224,
+    weights: str | Path | None = "imagenet",
+    dropout: float = 0.3,
+) -> tuple[keras.Model, keras.Model]:
+    """ResNet50V2 transfer learning: 48x48 faces are resized, replicated to RGB, then the base.
+
+    Returns (model, base) so training can freeze the base for warm-up and unfreeze it to
+    fine-tune. `weights` is "imagenet" (downloaded by Keras on first use), None (from scratch)
+    or a path to a weights file for the base.
+    """
+    if isinstance(weights, (str, Path)) and str(weights) != "imagenet":
+        weights_path = Path(weights)
+        if not weights_path.is_file():
+            raise ModelError(f"ResNet50V2 weights file not found: {weights_path}")
+    try:
+        base = keras.applications.ResNet50V2(
+            include_top=False,
+            weights=None if weights is None else str(weights),
+            input_shape=(input_size, input_size, 3),
+            pooling="avg",
+        )
+    except Exception as exc:  # Keras raises URL/OS/Value errors here: all mean "no weights"
+        raise ModelError(
+            f"cannot load ResNet50V2 weights {weights!r} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); pass --weights none or a local file"
+        ) from None
+    inputs = keras.Input((48, 48, 1), name="face")
+    x = layers.Resizing(input_size, input_size)(inputs)
+    x = layers.Concatenate()([x, x, x])
+    # ResNet50V2 expects inputs in [-1, 1]; faces arrive in [0, 1].
+    x = layers.Rescaling(2.0, offset=-1.0)(x)
+    x = base(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="moodring_resnet50v2"), base
+
+
+BUILDERS = {"cnn": build_cnn, "resnet50v2": build_resnet50v2}
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a trained `.keras` model, checking it is a 48x48 7-way emotion classifier."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path} (train one with `moodring train`, or set MOODRING_MODEL)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras wraps zip, h5 and deserialisation errors differently
+        raise ModelError(
+            f"cannot load model {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    if tuple(model.input_shape[1:]) != (48, 48, 1) or model.output_shape[-1] != NUM_CLASSES:
+        raise ModelError(
+            f"{path} is not a Moodring emotion model: input {model.input_shape}, output {model.output_shape}; "
+            f"expected (None, 48, 48, 1) -> (None, {NUM_CLASSES})"
+        )
+    return model

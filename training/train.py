@@ -1,0 +1,223 @@
+"""Train a Moodring model on FER2013: augmentation, Adam, cosine schedule, resumable.
+
+A run folder holds everything a run produces: `best.keras` (selected on PublicTest),
+`model.keras` (float32, for inference), `history.csv`, `curves.png`, `confusion.png`,
+`metrics.json` (PrivateTest, reported once) and `config.json`. Interrupt it and run the same
+command with `--resume` to continue from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from moodring import EMOTIONS
+from moodring.errors import ConfigError
+from training.data import Fer2013, Split
+from training.evaluate import evaluate, plot_confusion, plot_history
+from training.models import build_cnn, build_resnet50v2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as config.json so a run can be reproduced."""
+
+    model: str = "cnn"
+    epochs: int = 45
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    precision: str = "auto"  # bf16 where the CPU has native bfloat16 (avx512_bf16), else fp32
+    seed: int = 1337
+    train_limit: int | None = None  # first N training faces, for smoke tests
+    cnn_widths: tuple[int, ...] = (32, 64, 128, 256)
+    input_size: int = 224  # ResNet50V2 only; the CNN works at FER's native 48x48
+    weights: str | None = "imagenet"  # ResNet50V2 only: "imagenet", None, or a file
+    frozen_epochs: int = 3  # ResNet50V2 only: train the head on a frozen base first
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' picks bfloat16 only where the CPU computes it natively; elsewhere it is slower."""
+    if precision != "auto":
+        if precision not in {"bf16", "fp32"}:
+            raise ConfigError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
+        return precision
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32"
+
+
+def augmentation(seed: int) -> keras.Sequential:
+    """Label-preserving changes a selfie really shows: mirror, tilt, framing, occlusion."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.03, fill_mode="nearest", seed=seed),  # about +-11 degrees
+            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+            layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 1), seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def make_dataset(
+    split: Split, batch_size: int, shuffle: bool = False, augment: keras.Sequential | None = None, seed: int = 0
+) -> tf.data.Dataset:
+    """Faces as float32 in [0, 1] with one-hot labels; augmentation runs per batch, on-graph."""
+    images = split.images[..., None]
+    labels = keras.utils.to_categorical(split.labels, len(EMOTIONS)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
+    if augment is not None:
+        dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def build(config: TrainConfig) -> tuple[keras.Model, keras.Model | None]:
+    """The model for `config`, and for ResNet50V2 its base (to freeze, then fine-tune)."""
+    if config.model == "cnn":
+        return build_cnn(widths=tuple(config.cnn_widths)), None
+    if config.model == "resnet50v2":
+        return build_resnet50v2(input_size=config.input_size, weights=config.weights)
+    raise ConfigError(f"unknown model {config.model!r}: choose cnn or resnet50v2")
+
+
+def compile_model(model: keras.Model, config: TrainConfig, steps: int, learning_rate: float) -> None:
+    """Adam on a warm-up-then-cosine schedule; categorical cross-entropy with label smoothing."""
+    warmup = min(config.warmup_epochs * steps, max(steps * config.epochs - 1, 0))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate * 0.1,
+        decay_steps=max(steps * config.epochs - warmup, 1),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+        alpha=0.01,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = False) -> Path:
+    """Train, select on PublicTest, export float32 `model.keras`, and report PrivateTest once.
+
+    Returns the run folder. Without `resume`, an existing backup in the run folder is discarded.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = run_dir / "backup"
+    if not resume and backup_dir.exists():
+        shutil.rmtree(backup_dir)
+    precision = resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    keras.utils.set_random_seed(config.seed)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config) | {"precision": precision}, indent=2))
+
+    train_split = data.train
+    if config.train_limit:
+        train_split = Split(train_split.images[: config.train_limit], train_split.labels[: config.train_limit])
+    train_ds = make_dataset(
+        train_split, config.batch_size, shuffle=True, augment=augmentation(config.seed), seed=config.seed
+    )
+    val_ds = make_dataset(data.val, config.batch_size)
+    steps = int(np.ceil(len(train_split) / config.batch_size))
+
+    model, base = build(config)
+    verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
+    started = time.perf_counter()
+    if base is not None and config.frozen_epochs > 0:
+        _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose)
+    compile_model(model, config, steps, config.learning_rate if base is None else config.learning_rate * 0.1)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        verbose=verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
+            keras.callbacks.TerminateOnNaN(),
+        ],
+    )
+    elapsed = time.perf_counter() - started
+    _record_time(run_dir, elapsed)
+
+    best = keras.models.load_model(run_dir / "best.keras")
+    keras.mixed_precision.set_global_policy("float32")
+    inference = export_float32(best, config)
+    inference.save(run_dir / "model.keras")
+    report(inference, data, run_dir, title=f"{config.model} ({run_dir.name})")
+    return run_dir
+
+
+def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str) -> dict:
+    """PrivateTest metrics (with PublicTest accuracy beside them), curves and confusion matrix."""
+    metrics = evaluate(model, data.test, "PrivateTest")
+    metrics["public_test_accuracy"] = evaluate(model, data.val, "PublicTest")["accuracy"]
+    time_file = run_dir / "train_time.json"
+    if time_file.exists():
+        metrics["train_seconds"] = json.loads(time_file.read_text())["seconds"]
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_confusion(metrics, run_dir / "confusion.png", title)
+    if (run_dir / "history.csv").exists():
+        plot_history(run_dir / "history.csv", run_dir / "curves.png", title)
+    return metrics
+
+
+def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose) -> None:
+    """Train only the new head for a few epochs so fine-tuning starts from sensible gradients."""
+    done_marker = run_dir / "frozen.weights.h5"
+    if resume and done_marker.exists():
+        model.load_weights(done_marker)
+        return
+    base.trainable = False
+    frozen = TrainConfig(**{**asdict(config), "epochs": config.frozen_epochs, "warmup_epochs": 0})
+    compile_model(model, frozen, steps, config.learning_rate)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.frozen_epochs,
+        verbose=verbose,
+        callbacks=[keras.callbacks.BackupAndRestore(str(run_dir / "backup-frozen"))],
+    )
+    model.save_weights(done_marker)
+    base.trainable = True
+
+
+def _record_time(run_dir: Path, elapsed: float) -> None:
+    """Add this session's wall-clock to the run's total, so resumed runs report the whole cost."""
+    path = run_dir / "train_time.json"
+    total = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+    path.write_text(json.dumps({"seconds": round(total + elapsed, 1)}))
+
+
+def export_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """Rebuild the architecture in float32 and copy the weights: inference never needs bf16."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        inference, _ = build(TrainConfig(**{**asdict(config), "weights": None}))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    inference.set_weights(model.get_weights())
+    return inference
