@@ -1,0 +1,33 @@
+"""Shared fixtures: real data from ../shared, settings isolated from the developer's own .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moodring.settings import PROJECT_ROOT, Settings
+
+SHARED = Path(PROJECT_ROOT).parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, which CI and every checkout have beside the project."""
+    path = SHARED / "data"
+    assert path.is_dir(), f"tests need the shared data folder at {path}"
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, shared_data: Path) -> Settings:
+    """Default settings with every writable path inside the test's own temporary folder."""
+    return Settings.load(
+        environ={
+            "MOODRING_DATA_DIR": str(shared_data),
+            "MOODRING_RUNS_DIR": str(tmp_path / "runs"),
+            "MOODRING_CACHE_DIR": str(tmp_path / "cache"),
+            "MOODRING_SPOTIFY_TOKEN_CACHE": str(tmp_path / "spotify-token.json"),
+            "MOODRING_PLAYLIST_STORE": str(tmp_path / "playlists.json"),
+        }
+    )
