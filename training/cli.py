@@ -87,9 +87,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, plot_confusion
     from training.models import load_model
 
+    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     model_path = args.model_path or settings.model
     model = load_model(model_path)
-    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     metrics = evaluate(model, data.split(args.split), args.split)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
