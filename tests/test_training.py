@@ -140,7 +140,7 @@ def test_a_few_training_steps_lower_the_loss(fer) -> None:
     before = model.evaluate(dataset, verbose=0)[0]
     model.fit(dataset.repeat(10), epochs=1, verbose=0)
     after = model.evaluate(dataset, verbose=0)[0]
-    assert after < before * 0.9
+    assert after < before - 0.05
 
 
 def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:
