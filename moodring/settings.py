@@ -73,6 +73,8 @@ class Settings:
     songs: Path | None = _setting("MOODRING_SONGS", None, _path)
     strategy: str = _setting("MOODRING_STRATEGY", "notebook", str)
     recent_memory: int = _setting("MOODRING_RECENT_MEMORY", 20, _int)
+    ranking: str = _setting("MOODRING_RANKING", "popularity", str)
+    seed: int = _setting("MOODRING_SEED", 0, _int)
 
     # Spotify (all optional: without credentials Moodring uses the local song table only)
     spotify_client_id: str | None = _setting("SPOTIPY_CLIENT_ID", None, _optional_str, secret=True)
@@ -88,6 +90,7 @@ class Settings:
     )
     spotify_timeout: float = _setting("MOODRING_SPOTIFY_TIMEOUT", 2.0, _float)
     popularity_ttl: float = _setting("MOODRING_POPULARITY_TTL", 6 * 3600.0, _float)
+    spotify_max_pause: float = _setting("MOODRING_SPOTIFY_MAX_PAUSE", 300.0, _float)
 
     # Discord bot
     discord_token: str | None = _setting("DISCORD_TOKEN", None, _optional_str, secret=True)
@@ -141,10 +144,13 @@ class Settings:
             "MOODRING_QUEUE_SIZE": self.queue_size,
             "MOODRING_MAX_ATTACHMENT_BYTES": self.max_attachment_bytes,
             "MOODRING_SPOTIFY_TIMEOUT": self.spotify_timeout,
+            "MOODRING_SPOTIFY_MAX_PAUSE": self.spotify_max_pause,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if self.recent_memory < 0:
+            raise ConfigError(f"MOODRING_RECENT_MEMORY must be >= 0, got {self.recent_memory}")
         if self.cooldown_seconds < 0:
             raise ConfigError(f"MOODRING_COOLDOWN_SECONDS must be >= 0, got {self.cooldown_seconds}")
 
