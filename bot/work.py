@@ -1,0 +1,109 @@
+"""Backpressure for the bot: a bounded number of requests in flight, worker threads, per-user cooldowns.
+
+The gateway heartbeat and every other user's request share one event loop, so model inference and
+Spotify calls run on a small thread pool instead. Requests are admitted up to a fixed capacity (the
+ones downloading, waiting for a worker, or running); beyond it the bot answers "busy" at once rather
+than letting a queue grow without limit. All bookkeeping here happens on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Slot:
+    """One admitted request; leaving the `with` block (or `release()`) frees its place exactly once."""
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self._queue: WorkQueue | None = queue
+
+    def release(self) -> None:
+        if self._queue is not None:
+            self._queue._release()
+            self._queue = None
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class WorkQueue:
+    """Admits at most `capacity` requests at once and runs their heavy parts on `workers` threads."""
+
+    def __init__(self, workers: int, capacity: int) -> None:
+        self.workers = workers
+        self.capacity = capacity
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodring-worker")
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet finished."""
+        return self._in_flight
+
+    @property
+    def closing(self) -> bool:
+        """True once `drain` has begun: new requests are refused."""
+        return self._closed
+
+    def try_admit(self) -> Slot | None:
+        """A slot for one more request, or None when full or shutting down (the caller answers "busy")."""
+        if self._closed or self._in_flight >= self.capacity:
+            return None
+        self._in_flight += 1
+        self._idle.clear()
+        return Slot(self)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def run(self, function: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+        """`function(*args, **kwargs)` on a worker thread; the event loop stays free meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+
+    async def drain(self, timeout: float) -> None:
+        """Stop admitting, let admitted requests finish (up to `timeout` s), then stop the threads."""
+        self._closed = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            pass
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+
+class Cooldown:
+    """Per-user spacing between accepted requests, so one user cannot fill the queue alone."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._last: dict[int, float] = {}
+
+    def retry_after(self, user_id: int) -> float:
+        """Seconds the user must still wait; 0 when they may go ahead."""
+        last = self._last.get(user_id)
+        if last is None:
+            return 0.0
+        return max(0.0, last + self.seconds - self._clock())
+
+    def start(self, user_id: int) -> None:
+        """Record an accepted request; forgets expired users so the table stays small."""
+        now = self._clock()
+        if len(self._last) > 1024:
+            self._last = {user: at for user, at in self._last.items() if at + self.seconds > now}
+        self._last[user_id] = now
