@@ -1,0 +1,93 @@
+"""Ranking songs within a mood: the notebook's order, and a blend that is kinder to listeners.
+
+`notebook_order` replays exactly what the original notebook ran,
+`df[df.mood == m].sort_values(by="popularity", ascending=False)` on pandas 1.x: pandas reversed the
+column, argsorted it with numpy's introsort (median-of-3 quicksort, insertion sort below 17
+items) and reversed the result. Equally popular songs come out in the order that algorithm leaves
+them; today's numpy sorts with SIMD code that orders ties differently, so calling pandas now would
+not give the notebook's list (for happy: Pumped Up Kicks, Africa, Take on Me — all at 84).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SMALL_PARTITION = 16  # numpy's SMALL_QUICKSORT: partitions this small are insertion-sorted
+
+
+def _numpy1_argsort(values: list[float]) -> list[int]:
+    """numpy 1.x `argsort(kind="quicksort")` for a 1-D array, step for step (aquicksort_)."""
+    order = list(range(len(values)))
+    low, high = 0, len(values) - 1
+    stack: list[tuple[int, int]] = []
+    while True:
+        while high - low > SMALL_PARTITION:
+            mid = low + ((high - low) >> 1)
+            if values[order[mid]] < values[order[low]]:
+                order[mid], order[low] = order[low], order[mid]
+            if values[order[high]] < values[order[mid]]:
+                order[high], order[mid] = order[mid], order[high]
+            if values[order[mid]] < values[order[low]]:
+                order[mid], order[low] = order[low], order[mid]
+            pivot = values[order[mid]]
+            i, j = low, high - 1
+            order[mid], order[j] = order[j], order[mid]
+            while True:
+                i += 1
+                while values[order[i]] < pivot:
+                    i += 1
+                j -= 1
+                while pivot < values[order[j]]:
+                    j -= 1
+                if i >= j:
+                    break
+                order[i], order[j] = order[j], order[i]
+            order[i], order[high - 1] = order[high - 1], order[i]
+            if i - low < high - i:  # keep the smaller part, stack the larger one
+                stack.append((i + 1, high))
+                high = i - 1
+            else:
+                stack.append((low, i - 1))
+                low = i + 1
+        for i in range(low + 1, high + 1):
+            item = order[i]
+            value = values[item]
+            j = i
+            while j > low and value < values[order[j - 1]]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = item
+        if not stack:
+            return order
+        low, high = stack.pop()
+
+
+def notebook_order(popularity: np.ndarray) -> np.ndarray:
+    """Positions of `popularity` from most to least popular, ties as the notebook ordered them.
+
+    Unknown popularity (NaN) goes last, in table order, as pandas puts NaN last.
+    """
+    known = np.flatnonzero(~np.isnan(popularity))
+    unknown = np.flatnonzero(np.isnan(popularity))
+    reversed_values = popularity[known][::-1].tolist()
+    ascending = np.asarray(_numpy1_argsort(reversed_values), dtype=np.intp)
+    descending = known[::-1][ascending][::-1] if len(known) else known
+    return np.concatenate([descending, unknown]).astype(np.intp)
+
+
+POPULARITY_WEIGHT = 0.5
+"""Share of popularity in the blend score; the rest is closeness to the emotion's target."""
+
+JITTER = 0.05
+"""Largest seeded random nudge added to a blend score, so near-equal songs rotate between users."""
+
+_MAX_DISTANCE = float(np.sqrt(2.0))  # farthest two points can be in the (valence, energy) unit square
+
+
+def blend_scores(
+    popularity: np.ndarray, valence: np.ndarray, energy: np.ndarray, target: tuple[float, float], jitter: np.ndarray
+) -> np.ndarray:
+    """Score = weighted popularity (0..1, unknown counts as 0) + closeness to target + jitter."""
+    closeness = 1.0 - np.hypot(valence - target[0], energy - target[1]) / _MAX_DISTANCE
+    known_popularity = np.nan_to_num(popularity, nan=0.0) / 100.0
+    return POPULARITY_WEIGHT * known_popularity + (1.0 - POPULARITY_WEIGHT) * closeness + jitter
