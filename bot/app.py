@@ -59,11 +59,6 @@ class MoodringBot(commands.AutoShardedBot):
         self.http_session: aiohttp.ClientSession | None = None
         self._released = False
 
-    @property
-    def spotify_configured(self) -> bool:
-        """Whether to ask the recommender for the emotion's playlist link (needs Spotify credentials)."""
-        return bool(self.settings.spotify_client_id and self.settings.spotify_client_secret)
-
     async def setup_hook(self) -> None:
         """Open the attachment download session, load the cog, publish `/mood`."""
         self.http_session = aiohttp.ClientSession()

@@ -1,15 +1,14 @@
 """The Mood cog: selfies posted in watched channels or DMs, and the `/mood` slash command.
 
-Both entry points share `serve`, which checks a request in the order of cost (attachment metadata →
-cooldown → queue admission → download → worker thread) and returns one `Answer`. `_answer_once`
-sends that answer; unexpected exceptions become a logged, polite reply.
+Both entry points go through `respond`, which checks a request in the order of cost (attachment
+metadata → cooldown → queue admission → download → worker thread) and sends exactly one answer;
+unexpected exceptions become a logged, polite reply.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,16 +32,15 @@ from bot.replies import (
 from bot.work import Cooldown
 from emotion import ImageError, annotate
 from moodring import EMOTIONS
+from recommender import STRATEGIES
 
 if TYPE_CHECKING:
     from bot.app import MoodringBot
 
 log = logging.getLogger(__name__)
 
-STRATEGY_CHOICES = {
-    "notebook": "lift my mood (as the original notebook)",
-    "match": "match my mood",
-}
+STRATEGY_LABELS = {"notebook": "lift my mood (as the original notebook)", "match": "match my mood"}
+"""Friendlier names for the recommender's strategies in Discord's menu; others show their own name."""
 
 
 @dataclass(frozen=True)
@@ -61,19 +59,17 @@ def compute_mood(
     chosen_emotion: str | None,
     strategy: str | None,
     user_id: int,
-    with_playlist: bool,
 ) -> MoodResult:
     """Analyse the selfie (if any), recommend for its emotion (or the chosen one), draw the boxes.
 
-    Runs on a worker thread: inference, image drawing and Spotify calls are all blocking.
+    Runs on a worker thread: inference, image drawing and Spotify calls are all blocking. The
+    playlist link is always asked for; the recommender gives one only when Spotify is set up.
     """
     analysis = recognizer.analyze(image) if image is not None else None
     emotion = chosen_emotion or (analysis.emotion if analysis is not None else None)
     if emotion is None:
         return MoodResult(analysis, None, None)
-    recommendation = recommender.recommend(
-        emotion, k=5, strategy=strategy, user_id=str(user_id), with_playlist=with_playlist
-    )
+    recommendation = recommender.recommend(emotion, k=5, strategy=strategy, user_id=str(user_id), with_playlist=True)
     annotated = annotate(image, analysis) if analysis is not None and analysis.faces else None
     return MoodResult(analysis, recommendation, annotated)
 
@@ -95,17 +91,15 @@ class MoodCog(commands.Cog, name="Mood"):
             return
         is_dm = message.guild is None
         replies = MessageReplies(message)
+        what = f"message {message.id}"
         images = [attachment for attachment in message.attachments if looks_like_image(attachment)]
         if images:
-            request = self.serve(message.author.id, images[0], None, None, replies)
+            await self.respond(replies, what, message.author.id, images[0], None, None)
         elif message.attachments and (is_dm or self._explicitly_watched(message.channel)):
             # a file that is not an image, posted where selfies belong: say why it is refused
-            request = self.serve(message.author.id, message.attachments[0], None, None, replies)
+            await self.respond(replies, what, message.author.id, message.attachments[0], None, None)
         elif is_dm:
-            request = Answer(USAGE)
-        else:
-            return
-        await self._answer_once(replies, request, f"message {message.id}")
+            await self._deliver(replies, Answer(USAGE), what)
 
     @app_commands.command(name="mood", description="Read the mood on a selfie (or pick one) and get five songs for it")
     @app_commands.describe(
@@ -115,7 +109,7 @@ class MoodCog(commands.Cog, name="Mood"):
     )
     @app_commands.choices(
         emotion=[app_commands.Choice(name=name, value=name) for name in EMOTIONS],
-        strategy=[app_commands.Choice(name=label, value=name) for name, label in STRATEGY_CHOICES.items()],
+        strategy=[app_commands.Choice(name=STRATEGY_LABELS.get(name, name), value=name) for name in STRATEGIES],
     )
     async def mood(
         self,
@@ -126,25 +120,54 @@ class MoodCog(commands.Cog, name="Mood"):
     ) -> None:
         """`/mood`: defer, work off the loop, follow up with the embed; no input → ephemeral help."""
         replies = InteractionReplies(interaction)
+        what = f"interaction {interaction.id}"
         chosen = emotion.value if emotion is not None else None
-        strategy_name = strategy.value if strategy is not None else None
         if selfie is None and chosen is None:
-            request = Answer(USAGE, private=True)
-        else:
-            request = self.serve(interaction.user.id, selfie, chosen, strategy_name, replies)
-        await self._answer_once(replies, request, f"interaction {interaction.id}")
+            await self._deliver(replies, Answer(USAGE, private=True), what)
+            return
+        strategy_name = strategy.value if strategy is not None else None
+        await self.respond(replies, what, interaction.user.id, selfie, chosen, strategy_name)
 
-    # ---- requests ----------------------------------------------------------------------------
+    # ---- one request -------------------------------------------------------------------------
 
-    async def serve(
+    async def respond(
         self,
+        replies: Replies,
+        what: str,
         user_id: int,
         selfie: discord.Attachment | None,
         chosen_emotion: str | None,
         strategy: str | None,
-        replies: Replies,
-    ) -> Answer:
-        """The answer to one request, checked in order of cost: metadata, cooldown, queue, download, worker."""
+    ) -> None:
+        """Answer one request exactly once, whatever happens on the way.
+
+        Checks run in order of cost: attachment metadata, cooldown, queue admission, then the download
+        and the worker thread. The queue slot is held until the answer is sent, so a shutdown that
+        drains the queue still delivers every admitted answer.
+        """
+        started = time.perf_counter()
+        slot = None
+        try:
+            try:
+                answer = self._refusal(user_id, selfie)
+                if answer is None:
+                    slot = self.bot.work.try_admit()
+                    if slot is None:
+                        answer = Answer(SHUTTING_DOWN if self.bot.work.closing else BUSY, private=True)
+                    else:
+                        self.cooldown.start(user_id)
+                        answer = await self._analyse(replies, user_id, selfie, chosen_emotion, strategy)
+            except Exception:  # the user still gets an answer; the traceback goes to the log
+                log.exception("request failed (%s)", what)  # ids only: the selfie never reaches the log
+                answer = Answer(SORRY, private=True)
+            await self._deliver(replies, answer, what)
+        finally:
+            if slot is not None:
+                slot.release()
+        log.debug("answered %s in %.2f s", what, time.perf_counter() - started)
+
+    def _refusal(self, user_id: int, selfie: discord.Attachment | None) -> Answer | None:
+        """An immediate answer when the request cannot start (bad attachment, cooling down); else None."""
         if selfie is not None:
             try:
                 check_attachment(selfie, self.settings.max_attachment_bytes)
@@ -153,47 +176,44 @@ class MoodCog(commands.Cog, name="Mood"):
         wait = self.cooldown.retry_after(user_id)
         if wait > 0:
             return Answer(f"Easy there! You can send another selfie in {wait:.0f} s.", private=True)
-        slot = self.bot.work.try_admit()
-        if slot is None:
-            return Answer(SHUTTING_DOWN if self.bot.work.closing else BUSY, private=True)
-        with slot:
-            self.cooldown.start(user_id)
-            async with replies.working():
-                try:
-                    image = None
-                    if selfie is not None:
-                        image = await download(self.bot.http_session, selfie.url, self.settings.max_attachment_bytes)
-                    result = await self.bot.work.run(
-                        compute_mood,
-                        self.bot.recognizer,
-                        self.bot.recommender,
-                        image,
-                        chosen_emotion,
-                        strategy,
-                        user_id,
-                        self.bot.spotify_configured,
-                    )
-                except (AttachmentError, ImageError) as exc:
-                    return Answer(str(exc))
+        return None
+
+    async def _analyse(
+        self,
+        replies: Replies,
+        user_id: int,
+        selfie: discord.Attachment | None,
+        chosen_emotion: str | None,
+        strategy: str | None,
+    ) -> Answer:
+        """Download (capped), then analyse and recommend on a worker thread, showing that work is under way."""
+        async with replies.working():
+            try:
+                image = None
+                if selfie is not None:
+                    image = await download(self.bot.http_session, selfie.url, self.settings.max_attachment_bytes)
+                result = await self.bot.work.run(
+                    compute_mood,
+                    self.bot.recognizer,
+                    self.bot.recommender,
+                    image,
+                    chosen_emotion,
+                    strategy,
+                    user_id,
+                )
+            except (AttachmentError, ImageError) as exc:
+                return Answer(str(exc))
         if result.recommendation is None:
             return Answer(NO_FACE)
         return mood_answer(result.analysis, result.recommendation, result.annotated, chosen_emotion)
 
-    # ---- plumbing ----------------------------------------------------------------------------
-
-    async def _answer_once(self, replies: Replies, request: Answer | Awaitable[Answer], what: str) -> None:
-        """Await the request's answer and send it: exactly one reply, whatever happened on the way."""
-        started = time.perf_counter()
-        try:
-            answer = request if isinstance(request, Answer) else await request
-        except Exception:  # the user still gets an answer; the traceback goes to the log
-            log.exception("request failed (%s)", what)  # never the selfie itself: only ids reach the log
-            answer = Answer(SORRY, private=True)
+    async def _deliver(self, replies: Replies, answer: Answer, what: str) -> None:
         try:
             await replies.send(answer)
         except discord.HTTPException:
             log.exception("could not deliver the reply (%s)", what)
-        log.debug("answered %s in %.2f s", what, time.perf_counter() - started)
+
+    # ---- which messages are selfies for us ---------------------------------------------------
 
     def _watches(self, channel: discord.abc.Messageable) -> bool:
         if isinstance(channel, discord.DMChannel):

@@ -57,6 +57,7 @@ class AttachmentHost:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info["key"]
@@ -107,8 +108,13 @@ class OfflineDiscord:
         self.users: list[discord.User] = []
 
     @classmethod
-    async def start(cls, bot: MoodringBot, *, channels: int = 1, users: int = 1) -> OfflineDiscord:
-        """Connect `bot` to the fake Discord and run its `setup_hook` (cog loading and command sync)."""
+    async def start(
+        cls, bot: MoodringBot, *, channels: int = 1, users: int = 1, channel_ids: tuple[int, ...] = ()
+    ) -> OfflineDiscord:
+        """Connect `bot` to the fake Discord and run its `setup_hook` (cog loading and command sync).
+
+        `channel_ids` fixes the ids of the first channels (to match `MOODRING_WATCH_CHANNELS`).
+        """
         host = AttachmentHost()
         await host.start()
         world = cls(bot, host)
@@ -119,7 +125,10 @@ class OfflineDiscord:
         callbacks.set_callback(world._record_typing, "send_typing")
         state.stop_dispatch()
         world.guild = backend.make_guild("Moodring test guild")
-        world.channels = [backend.make_text_channel(f"selfies-{n}", world.guild) for n in range(channels)]
+        ids = list(channel_ids) + [-1] * (channels - len(channel_ids))  # -1: dpytest picks an id
+        world.channels = [
+            backend.make_text_channel(f"selfies-{n}", world.guild, id_num=ids[n]) for n in range(channels)
+        ]
         # With the bot's minimal intents (no Members intent) Discord sends authors as users and the
         # member list holds only the bot itself, which GUILD_CREATE always includes.
         world.users = [backend.make_user(f"user{n}", f"{n + 1:04}") for n in range(users)]
