@@ -100,7 +100,7 @@ class Recommender:
         """Load the song table (`MOODRING_SONGS`, default: the embedded one); Spotify only when configured."""
         table = SongTable.load(settings.songs)
         spotify = SpotifyGateway.from_settings(settings)
-        log.info(
+        log.debug(
             "recommender: %d songs from %s; Spotify %s",
             len(table),
             table.source,

@@ -7,7 +7,7 @@ uses its local table. The rules that keep Spotify (and us) safe:
 - spotipy gets a `requests` session without retries: its own would retry POSTs on 5xx, and a
   retried `POST /me/playlists` whose first answer was lost makes a second playlist. We decide
   ourselves: 429 waits `Retry-After` (capped by `MOODRING_SPOTIFY_MAX_PAUSE`), and meanwhile no call
-  goes out; an outage pauses calls briefly; a failed playlist create is followed by a look, never
+  goes out; a timeout pauses calls briefly; a failed playlist create is followed by a look, never
   by a blind second create.
 - Only the 2026 endpoints: `GET /tracks/{id}` one by one (spotipy's `tracks()` calls the removed
   batch endpoint), `POST /me/playlists`, `PUT /playlists/{id}/items`.
@@ -44,7 +44,8 @@ PLAYLIST_SCOPES = "playlist-modify-public playlist-modify-private"
 PLAYLIST_NAME = "Moodring · {emotion}"
 POOL_WORKERS = 4
 OUTAGE_PAUSE = 10.0
-"""Seconds no call goes out after Spotify was unreachable or answered 5xx (capped like Retry-After)."""
+"""Seconds no call goes out after a timeout or refused credentials (capped like Retry-After), so a
+slow or misconfigured Spotify does not make every answer wait the whole budget."""
 DEFAULT_RETRY_AFTER = 5.0
 """Pause after a 429 that carries no usable Retry-After header."""
 PLAYLIST_PAGES = 20
@@ -428,8 +429,6 @@ class SpotifyGateway:
                     continue
                 if status == 404:
                     raise NotFound("Spotify answered HTTP 404") from None
-                if status is not None and status >= 500:
-                    self._pause(OUTAGE_PAUSE, f"Spotify error (HTTP {status})")
                 raise SpotifyUnavailable(f"Spotify answered HTTP {status}") from None
             except SpotifyOauthError as exc:
                 self._pause(OUTAGE_PAUSE, f"Spotify refused our credentials ({exc.error})")
@@ -437,8 +436,7 @@ class SpotifyGateway:
             except requests.Timeout:
                 self._pause(OUTAGE_PAUSE, "Spotify timed out")
                 raise SpotifyUnavailable(f"Spotify timed out after {self._settings.spotify_timeout:g} s") from None
-            except requests.RequestException as exc:
-                self._pause(OUTAGE_PAUSE, "Spotify unreachable")
+            except requests.RequestException as exc:  # refused or cut: fails fast, so no pause needed
                 raise SpotifyUnavailable(f"Spotify unreachable ({type(exc).__name__})") from None
 
     def _pause(self, seconds: float, reason: str) -> None:

@@ -1,0 +1,111 @@
+"""`moodring recommend` and `moodring spotify-login`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import webbrowser
+from pathlib import Path
+
+from moodring.errors import MoodringError
+from moodring.settings import Settings
+
+
+class SelfiePipelineMissing(MoodringError):
+    """`moodring recommend IMAGE` needs the `emotion` package's pipeline."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `recommend` and `spotify-login` to the `moodring` command."""
+    recommend = subparsers.add_parser(
+        "recommend",
+        help="tracks (and a Spotify playlist) for an emotion or a selfie",
+        description="Recommend tracks for the emotion on a selfie, or for an emotion given by name.",
+    )
+    source = recommend.add_mutually_exclusive_group(required=True)
+    source.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="a selfie (read in memory only)")
+    source.add_argument("--emotion", metavar="NAME", help="angry, disgust, fear, happy, sad, surprise or neutral")
+    recommend.add_argument("-k", type=int, default=5, help="how many tracks (default 5)")
+    recommend.add_argument("--strategy", metavar="NAME", help="notebook or match (default: MOODRING_STRATEGY)")
+    recommend.add_argument("--ranking", metavar="NAME", help="popularity or blend (default: MOODRING_RANKING)")
+    recommend.add_argument(
+        "--playlist", action="store_true", help="refresh the emotion's Spotify playlist, print its link"
+    )
+    recommend.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    recommend.set_defaults(handler=run_recommend)
+
+    login = subparsers.add_parser(
+        "spotify-login",
+        help="log in to Spotify once so Moodring can keep a playlist per emotion",
+        description="Authorization Code flow; the token is stored at MOODRING_SPOTIFY_TOKEN_CACHE with mode 0600.",
+    )
+    login.add_argument("--no-browser", action="store_true", help="print the link instead of opening a browser")
+    login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the redirect (default 300)")
+    login.set_defaults(handler=run_spotify_login)
+
+
+def _emotion_of_selfie(path: Path, settings: Settings) -> str:
+    """The selfie pipeline's verdict; the image bytes stay in memory."""
+    try:
+        from emotion import EmotionRecognizer
+    except ImportError as exc:
+        if exc.name is not None and exc.name != "emotion" and not exc.name.startswith("emotion."):
+            raise
+        raise SelfiePipelineMissing(
+            "the selfie pipeline (emotion.EmotionRecognizer) is not available yet; use --emotion NAME"
+        ) from None
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise MoodringError(f"cannot read {path}: {exc.strerror}") from None
+    if size > settings.max_image_bytes:
+        raise MoodringError(
+            f"{path} is {size:,} bytes; the limit is {settings.max_image_bytes:,} (MOODRING_MAX_IMAGE_BYTES)"
+        )
+    image = path.read_bytes()
+    return EmotionRecognizer.from_settings(settings).analyze(image).emotion
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    """Handler of `moodring recommend`."""
+    settings = Settings.load()
+    from recommender import Recommender
+
+    emotion = args.emotion if args.emotion is not None else _emotion_of_selfie(args.image, settings)
+    with Recommender.from_settings(settings) as recommender:
+        spotify = recommender.spotify
+        result = recommender.recommend(
+            emotion, k=args.k, strategy=args.strategy, ranking=args.ranking, with_playlist=args.playlist
+        )
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    print(f"{result.emotion} → {result.mood}")
+    for number, track in enumerate(result.tracks, start=1):
+        popularity = "?" if track.popularity is None else track.popularity
+        print(f"{number:2}. {track.name} — {track.artist} (popularity {popularity})  {track.url}")
+    if args.playlist:
+        if result.playlist_url:
+            print(f"playlist: {result.playlist_url}")
+        elif spotify is None or not spotify.playlists_enabled:
+            print("playlist: off (set SPOTIPY_CLIENT_ID/SECRET in .env, then run `moodring spotify-login`)")
+        else:
+            print("playlist: not available right now (see the warning above)")
+    return 0
+
+
+def run_spotify_login(args: argparse.Namespace) -> int:
+    """Handler of `moodring spotify-login`."""
+    settings = Settings.load()
+    from recommender.login import login
+
+    def show(url: str) -> None:
+        print(f"Open this link to let Moodring manage its playlists:\n  {url}", file=sys.stderr)
+        if not args.no_browser:
+            webbrowser.open(url)
+
+    profile = login(settings, open_url=show, timeout=args.timeout)
+    who = profile.get("display_name") or profile.get("id")
+    print(f"Logged in to Spotify as {who}; token stored in {settings.spotify_token_cache} (mode 0600)")
+    return 0

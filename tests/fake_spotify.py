@@ -1,0 +1,527 @@
+"""A fake Spotify (Web API + accounts service) on 127.0.0.1, for tests that drive real spotipy code.
+
+It runs an aiohttp server on its own event loop in a background thread, so synchronous spotipy
+(and async tests) can call it. Routes and bodies follow `../shared/spotify/openapi.yml` (2026):
+`GET /v1/tracks/{id}`, `GET /v1/me`, `GET|POST /v1/me/playlists`, `GET /v1/playlists/{id}`,
+`GET|PUT|POST /v1/playlists/{id}/items`, plus the accounts service's `GET /authorize` (approves at
+once and redirects) and `POST /api/token` (client credentials, authorization code, refresh token).
+Every Web API answer is kept in `exchanges` so a test can check it against the spec
+(`tests/test_spotify_fake.py` does, with openapi-core).
+
+Use it through the `fake_spotify` fixture (`tests/conftest.py`) or directly:
+
+    with FakeSpotify() as fake:
+        settings = Settings.load(environ=fake.environ(tmp_path))   # pre-seeded user login
+        ...
+        fake.rate_limit(times=1, retry_after=1)   # next Web API request answers 429 + Retry-After
+        fake.fail(times=2, status=503)            # next two answer 503
+        fake.delay = 3.0                          # every Web API answer waits 3 s
+        fake.down() / fake.up()                   # refuse / accept connections (same port)
+        fake.omit_popularity = True               # track objects without `popularity`
+        fake.set_popularity(track_id, 12)         # live value differing from the song table
+        fake.lose_create_responses(times=1)       # next POST /me/playlists creates, then drops the answer
+        fake.expire_tokens()                      # every issued access token now answers 401
+        fake.playlists                            # {id: FakePlaylist(name, owner_id, public, items=[uris])}
+        fake.requests_to("POST", "/v1/me/playlists")   # what it received
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pandas as pd
+from aiohttp import web
+
+from recommender.spotify import PLAYLIST_SCOPES
+from recommender.table import embedded_table_path
+
+CLIENT_ID = "moodring-test-client"
+CLIENT_SECRET = "moodring-test-secret"
+USER_ID = "moodring-tester"
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+TOKEN_SECONDS = 3600
+
+
+def fake_id(*parts: str) -> str:
+    """A stable 22-character base-62 id derived from `parts` (artists, playlists, users)."""
+    number = int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest(), "big")
+    chars = []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        chars.append(BASE62[digit])
+    return "".join(chars)
+
+
+@dataclass
+class Recorded:
+    """One request the fake received, and the answer it sent (Web API only)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    at: float
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    response: Any = None
+
+
+@dataclass
+class FakePlaylist:
+    """A playlist held by the fake; `items` are track URIs in order."""
+
+    id: str
+    name: str
+    owner_id: str
+    public: bool
+    description: str
+    items: list[str] = field(default_factory=list)
+    snapshot: int = 1
+
+
+class FakeSpotify:
+    """The fake server: start/stop it (or use it as a context manager), flip switches, read what it got."""
+
+    def __init__(self, catalogue: dict[str, dict[str, Any]] | None = None):
+        if catalogue is None:
+            songs = pd.read_csv(embedded_table_path())
+            catalogue = {
+                row.id: {"name": row.name, "artist": row.artist, "popularity": int(row.popularity)}
+                for row in songs.itertuples()
+            }
+        self.catalogue = catalogue
+        self.playlists: dict[str, FakePlaylist] = {}
+        self.exchanges: list[Recorded] = []
+        self.delay = 0.0
+        self.omit_popularity = False
+        self.port: int | None = None
+        self._lock = threading.Lock()
+        self._rate_limits: list[float] = []
+        self._failures: list[int] = []
+        self._lost_creates = 0
+        self._down = False
+        self._access_tokens: set[str] = set()
+        self._refresh_tokens: set[str] = set()
+        self._codes: dict[str, str] = {}  # code -> redirect_uri
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> FakeSpotify:
+        """Listen on a free 127.0.0.1 port, serving from a background thread."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-spotify", daemon=True)
+        self._thread.start()
+        self._run(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and end the background thread."""
+        if self._loop is None:
+            return
+        self._run(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> FakeSpotify:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    async def _start(self) -> None:
+        app = web.Application(middlewares=[self._web_api_middleware])
+        app.router.add_get("/authorize", self._authorize)
+        app.router.add_post("/api/token", self._token)
+        app.router.add_get("/v1/tracks/{id}", self._track)
+        app.router.add_get("/v1/me", self._me)
+        app.router.add_get("/v1/me/", self._me)  # spotipy's me() asks for "me/"
+        app.router.add_get("/v1/me/playlists", self._list_playlists)
+        app.router.add_post("/v1/me/playlists", self._create_playlist)
+        app.router.add_get("/v1/playlists/{id}", self._get_playlist)
+        app.router.add_get("/v1/playlists/{id}/items", self._get_items)
+        app.router.add_put("/v1/playlists/{id}/items", self._replace_items)
+        app.router.add_post("/v1/playlists/{id}/items", self._add_items)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port or 0, reuse_address=True)
+        await self._site.start()
+        self.port = self._site._server.sockets[0].getsockname()[1]
+
+    # --- addresses and settings -------------------------------------------------------------------
+
+    @property
+    def accounts_url(self) -> str:
+        """What `MOODRING_SPOTIFY_ACCOUNTS_URL` should be."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """What `MOODRING_SPOTIFY_API_URL` should be."""
+        return f"http://127.0.0.1:{self.port}/v1/"
+
+    def issue_user_token(self) -> dict[str, Any]:
+        """A valid user token with the playlist scopes, in spotipy's token-cache format."""
+        access, refresh = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        with self._lock:
+            self._access_tokens.add(access)
+            self._refresh_tokens.add(refresh)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_SECONDS,
+            "refresh_token": refresh,
+            "scope": PLAYLIST_SCOPES,
+            "expires_at": int(time.time()) + TOKEN_SECONDS,
+        }
+
+    def environ(self, folder: Path, login: bool = True, **extra: str) -> dict[str, str]:
+        """Environment for `Settings.load(environ=...)` pointing at this fake, files inside `folder`.
+
+        With `login`, the token cache is pre-seeded as if `moodring spotify-login` had run.
+        """
+        folder = Path(folder)
+        token_cache = folder / "spotify-token.json"
+        if login:
+            token_cache.write_text(json.dumps(self.issue_user_token()))
+            token_cache.chmod(0o600)
+        return {
+            "SPOTIPY_CLIENT_ID": CLIENT_ID,
+            "SPOTIPY_CLIENT_SECRET": CLIENT_SECRET,
+            "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:8888/callback",
+            "MOODRING_SPOTIFY_API_URL": self.api_url,
+            "MOODRING_SPOTIFY_ACCOUNTS_URL": self.accounts_url,
+            "MOODRING_SPOTIFY_TOKEN_CACHE": str(token_cache),
+            "MOODRING_PLAYLIST_STORE": str(folder / "playlists.json"),
+            "MOODRING_CACHE_DIR": str(folder / "cache"),
+            **extra,
+        }
+
+    # --- switches ---------------------------------------------------------------------------------
+
+    def rate_limit(self, times: int = 1, retry_after: float = 1) -> None:
+        """The next `times` Web API requests answer 429 with `Retry-After: retry_after`."""
+        with self._lock:
+            self._rate_limits.extend([retry_after] * times)
+
+    def fail(self, times: int = 1, status: int = 500) -> None:
+        """The next `times` Web API requests answer `status` (a 5xx)."""
+        with self._lock:
+            self._failures.extend([status] * times)
+
+    def lose_create_responses(self, times: int = 1) -> None:
+        """The next `times` playlist creations happen, but the connection drops before the answer."""
+        with self._lock:
+            self._lost_creates += times
+
+    def down(self) -> None:
+        """Refuse new connections and cut open ones, as a Spotify outage looks from here."""
+        self._down = True
+        self._run(self._site.stop())
+
+    def up(self) -> None:
+        """Serve again on the same port."""
+        self._down = False
+        self._run(self._listen())
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far is rejected with 401 (refresh tokens still work)."""
+        with self._lock:
+            self._access_tokens.clear()
+
+    def set_popularity(self, track_id: str, popularity: int | None) -> None:
+        """Give a track a live popularity (None: answer without the field)."""
+        self.catalogue[track_id]["popularity"] = popularity
+
+    # --- what it received ---------------------------------------------------------------------------
+
+    def requests_to(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
+        """Recorded Web API requests, filtered by method and path (a prefix ending in '*', or exact)."""
+        with self._lock:
+            recorded = list(self.exchanges)
+
+        def matches(item: Recorded) -> bool:
+            if method and item.method != method:
+                return False
+            if path is None:
+                return True
+            return item.path.startswith(path[:-1]) if path.endswith("*") else item.path == path
+
+        return [item for item in recorded if matches(item)]
+
+    def playlists_named(self, name: str) -> list[FakePlaylist]:
+        """Every playlist with this name (a test for duplicates wants exactly one)."""
+        return [playlist for playlist in self.playlists.values() if playlist.name == name]
+
+    # --- Web API plumbing -----------------------------------------------------------------------------
+
+    @web.middleware
+    async def _web_api_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self._down:  # a keep-alive connection from before the outage: cut it
+            request.transport.abort()
+            raise asyncio.CancelledError
+        if not request.path.startswith("/v1/"):
+            return await handler(request)
+        body = await request.json() if request.can_read_body else None
+        recorded = Recorded(request.method, request.path, dict(request.query), body, time.monotonic())
+        with self._lock:
+            self.exchanges.append(recorded)
+            retry_after = self._rate_limits.pop(0) if self._rate_limits else None
+            failure = None if retry_after is not None or not self._failures else self._failures.pop(0)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if retry_after is not None:
+            response = _error(429, "API rate limit exceeded", {"Retry-After": f"{retry_after:g}"})
+        elif failure is not None:
+            response = _error(failure, "Service unavailable")
+        elif not self._authorized(request):
+            response = _error(401, "Invalid access token")
+        else:
+            response = await handler(request)
+        recorded.status = response.status
+        recorded.headers = dict(response.headers)
+        recorded.response = json.loads(response.body) if getattr(response, "body", None) else None
+        return response
+
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        with self._lock:
+            return scheme == "Bearer" and token in self._access_tokens
+
+    def _url(self, path: str) -> str:
+        return f"{self.api_url.rstrip('/')}{path}"
+
+    def _track_object(self, track_id: str) -> dict[str, Any]:
+        song = self.catalogue[track_id]
+        artist_id = fake_id("artist", song["artist"])
+        track = {
+            "id": track_id,
+            "name": song["name"],
+            "type": "track",
+            "uri": f"spotify:track:{track_id}",
+            "href": self._url(f"/tracks/{track_id}"),
+            "external_urls": {"spotify": f"https://open.spotify.com/track/{track_id}"},
+            "artists": [
+                {
+                    "id": artist_id,
+                    "name": song["artist"],
+                    "type": "artist",
+                    "uri": f"spotify:artist:{artist_id}",
+                    "href": self._url(f"/artists/{artist_id}"),
+                    "external_urls": {"spotify": f"https://open.spotify.com/artist/{artist_id}"},
+                }
+            ],
+            "disc_number": 1,
+            "track_number": 1,
+            "duration_ms": 200_000,
+            "explicit": False,
+            "is_local": False,
+            "is_playable": True,
+        }
+        if not self.omit_popularity and song.get("popularity") is not None:
+            track["popularity"] = song["popularity"]
+        return track
+
+    def _user_object(self) -> dict[str, Any]:
+        return {
+            "id": USER_ID,
+            "display_name": "Moodring Tester",
+            "type": "user",
+            "uri": f"spotify:user:{USER_ID}",
+            "href": self._url(f"/users/{USER_ID}"),
+            "external_urls": {"spotify": f"https://open.spotify.com/user/{USER_ID}"},
+            "followers": {"href": None, "total": 0},
+            "images": [],
+        }
+
+    def _playlist_object(self, playlist: FakePlaylist, full: bool) -> dict[str, Any]:
+        owner = self._user_object()
+        body: dict[str, Any] = {
+            "id": playlist.id,
+            "name": playlist.name,
+            "description": playlist.description,
+            "public": playlist.public,
+            "collaborative": False,
+            "owner": {key: owner[key] for key in ("id", "display_name", "type", "uri", "href", "external_urls")},
+            "snapshot_id": f"snapshot-{playlist.snapshot}",
+            "type": "playlist",
+            "uri": f"spotify:playlist:{playlist.id}",
+            "href": self._url(f"/playlists/{playlist.id}"),
+            "external_urls": {"spotify": f"https://open.spotify.com/playlist/{playlist.id}"},
+            "images": [],
+        }
+        if full:
+            body["items"] = self._items_page(playlist, 0, 100)
+            body["followers"] = {"href": None, "total": 0}
+        else:
+            body["items"] = {"href": self._url(f"/playlists/{playlist.id}/items"), "total": len(playlist.items)}
+        body["tracks"] = body["items"]
+        return body
+
+    def _items_page(self, playlist: FakePlaylist, offset: int, limit: int) -> dict[str, Any]:
+        owner = self._user_object()
+        added_by = {key: owner[key] for key in ("id", "type", "uri", "href", "external_urls")}
+        entries = []
+        for uri in playlist.items[offset : offset + limit]:
+            track = self._track_object(uri.rsplit(":", 1)[-1])
+            entries.append(
+                {
+                    "added_at": "2026-01-01T00:00:00Z",
+                    "added_by": added_by,
+                    "is_local": False,
+                    "item": track,
+                    "track": track,
+                }
+            )
+        return _page(self._url(f"/playlists/{playlist.id}/items"), entries, offset, limit, len(playlist.items))
+
+    # --- Web API routes ---------------------------------------------------------------------------------
+
+    async def _track(self, request: web.Request) -> web.Response:
+        track_id = request.match_info["id"]
+        if track_id not in self.catalogue:
+            return _error(404, "Resource not found")
+        return web.json_response(self._track_object(track_id))
+
+    async def _me(self, request: web.Request) -> web.Response:
+        return web.json_response(self._user_object())
+
+    async def _list_playlists(self, request: web.Request) -> web.Response:
+        limit, offset = int(request.query.get("limit", 20)), int(request.query.get("offset", 0))
+        mine = [self._playlist_object(playlist, full=False) for playlist in self.playlists.values()]
+        return web.json_response(
+            _page(self._url("/me/playlists"), mine[offset : offset + limit], offset, limit, len(mine))
+        )
+
+    async def _create_playlist(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        with self._lock:
+            playlist_id = fake_id("playlist", str(len(self.playlists)), body["name"])
+            playlist = FakePlaylist(
+                playlist_id, body["name"], USER_ID, bool(body.get("public", True)), body.get("description", "")
+            )
+            self.playlists[playlist_id] = playlist
+            lose = self._lost_creates > 0
+            self._lost_creates -= int(lose)
+        if lose:  # created, but the answer never reaches the client
+            request.transport.abort()
+            raise asyncio.CancelledError
+        return web.json_response(self._playlist_object(playlist, full=True), status=201)
+
+    def _playlist(self, request: web.Request) -> FakePlaylist | None:
+        return self.playlists.get(request.match_info["id"])
+
+    async def _get_playlist(self, request: web.Request) -> web.Response:
+        playlist = self._playlist(request)
+        if playlist is None:
+            return _error(404, "Resource not found")
+        return web.json_response(self._playlist_object(playlist, full=True))
+
+    async def _get_items(self, request: web.Request) -> web.Response:
+        playlist = self._playlist(request)
+        if playlist is None:
+            return _error(404, "Resource not found")
+        limit, offset = int(request.query.get("limit", 100)), int(request.query.get("offset", 0))
+        return web.json_response(self._items_page(playlist, offset, limit))
+
+    async def _replace_items(self, request: web.Request) -> web.Response:
+        playlist = self._playlist(request)
+        if playlist is None:
+            return _error(404, "Resource not found")
+        body = await request.json()
+        uris = body.get("uris") if isinstance(body, dict) else None
+        if not isinstance(uris, list) or len(uris) > 100:
+            return _error(400, "Invalid uris")
+        playlist.items = list(uris)
+        playlist.snapshot += 1
+        return web.json_response({"snapshot_id": f"snapshot-{playlist.snapshot}"})
+
+    async def _add_items(self, request: web.Request) -> web.Response:
+        playlist = self._playlist(request)
+        if playlist is None:
+            return _error(404, "Resource not found")
+        body = await request.json()
+        uris = body.get("uris") if isinstance(body, dict) else body
+        playlist.items.extend(uris)
+        playlist.snapshot += 1
+        return web.json_response({"snapshot_id": f"snapshot-{playlist.snapshot}"}, status=201)
+
+    # --- accounts service ---------------------------------------------------------------------------------
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        query = request.query
+        if query.get("client_id") != CLIENT_ID or query.get("response_type") != "code":
+            return web.Response(status=400, text="INVALID_CLIENT")
+        code = secrets.token_urlsafe(12)
+        with self._lock:
+            self._codes[code] = query["redirect_uri"]
+        location = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+        raise web.HTTPFound(location)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return web.json_response({"error": "invalid_client", "error_description": "Invalid client"}, status=400)
+        form = await request.post()
+        grant = form.get("grant_type")
+        with self._lock:
+            if grant == "client_credentials":
+                access = secrets.token_urlsafe(16)
+                self._access_tokens.add(access)
+                return web.json_response({"access_token": access, "token_type": "Bearer", "expires_in": TOKEN_SECONDS})
+            if grant == "authorization_code" and self._codes.pop(form.get("code"), None) == form.get("redirect_uri"):
+                refresh = secrets.token_urlsafe(16)
+                self._refresh_tokens.add(refresh)
+            elif grant == "refresh_token" and form.get("refresh_token") in self._refresh_tokens:
+                refresh = form["refresh_token"]
+            else:
+                return web.json_response({"error": "invalid_grant", "error_description": "Invalid grant"}, status=400)
+            access = secrets.token_urlsafe(16)
+            self._access_tokens.add(access)
+        return web.json_response(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": TOKEN_SECONDS,
+                "refresh_token": refresh,
+                "scope": PLAYLIST_SCOPES,
+            }
+        )
+
+
+def _page(href: str, items: list[Any], offset: int, limit: int, total: int) -> dict[str, Any]:
+    following = offset + limit
+    return {
+        "href": f"{href}?offset={offset}&limit={limit}",
+        "items": items,
+        "limit": limit,
+        "offset": offset,
+        "total": total,
+        "next": f"{href}?offset={following}&limit={limit}" if following < total else None,
+        "previous": f"{href}?offset={max(0, offset - limit)}&limit={limit}" if offset > 0 else None,
+    }
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message}}, status=status, headers=headers)
