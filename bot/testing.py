@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -100,6 +101,7 @@ class OfflineDiscord:
         self.bot = bot
         self.host = host
         self.sent: list[discord.Message] = []
+        self.sent_at: dict[int, float] = {}  # message id -> time.perf_counter() when the bot sent it
         self._reply_to: dict[int, int] = {}
         self.typing: list[int] = []
         self.synced: list[tuple[int | None, list[dict]]] = []
@@ -197,6 +199,7 @@ class OfflineDiscord:
 
     async def _record_sent(self, message: discord.Message) -> None:
         self.sent.append(message)
+        self.sent_at[message.id] = time.perf_counter()
 
     async def _record_typing(self, channel: discord.abc.Messageable) -> None:
         self.typing.append(channel.id)

@@ -1,0 +1,141 @@
+"""Load on the Discord bot: N selfie posts fired at once, through the path the tests use.
+
+Each post comes from its own user in its own channel of dpytest's fake Discord, with the real
+selfie pipeline and recommender, attachments served from a loopback HTTP server. Configurations
+run side by side in one process (same model, same machine state). For each it prints throughput,
+reply latency p50/p95 (post → reply sent), busy replies, lost or double replies, and the event
+loop's lag (p50/p99/max, from a 5 ms timer). It also times one selfie's work run directly, which
+is how long the loop would stall per selfie if the bot ran the model on the event loop.
+
+    python benchmarks/bot_load.py                 # 50 events; default settings, then queue = events
+    python benchmarks/bot_load.py --events 20 --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bot.app import create_bot
+from bot.cog import compute_mood
+from bot.replies import BUSY
+from bot.testing import LoopLagProbe, OfflineDiscord, percentile
+from moodring.settings import PROJECT_ROOT, Settings
+
+SELFIE = PROJECT_ROOT / "examples" / "astronaut.jpg"
+
+
+def _settings(workers: int, queue_size: int, scratch: Path) -> Settings:
+    return Settings.load(
+        environ={
+            "MOODRING_WORKERS": str(workers),
+            "MOODRING_QUEUE_SIZE": str(queue_size),
+            "MOODRING_COOLDOWN_SECONDS": "0",
+            "MOODRING_CACHE_DIR": str(scratch / "cache"),
+            "MOODRING_PLAYLIST_STORE": str(scratch / "playlists.json"),
+            "MOODRING_SPOTIFY_TOKEN_CACHE": str(scratch / "spotify-token.json"),
+        },
+    )
+
+
+async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, events: int) -> dict[str, float]:
+    """Fire `events` selfie posts at once at a fresh bot; measure until every handler has finished."""
+    bot = create_bot(settings, recognizer, recommender)
+    world = await OfflineDiscord.start(bot, channels=events, users=events)
+    try:
+        attachments = [world.host.attachment(selfie, "selfie.jpg", "image/jpeg") for _ in range(events)]
+        async with LoopLagProbe() as probe:
+            started = time.perf_counter()
+            posts = [
+                world.post(user, [attachment], channel=channel)
+                for user, channel, attachment in zip(world.users, world.channels, attachments, strict=True)
+            ]
+            await world.settle()
+            elapsed = time.perf_counter() - started
+        kinds: Counter[str] = Counter()
+        latencies = []
+        for posted in posts:
+            replies = world.replies_to(posted)
+            if len(replies) != 1:
+                kinds["lost" if not replies else "double"] += 1
+            elif replies[0].embeds:
+                kinds["served"] += 1
+                latencies.append(world.sent_at[replies[0].id] - started)
+            else:
+                kinds["busy" if replies[0].content == BUSY else "other"] += 1
+        return {
+            **{kind: kinds[kind] for kind in ("served", "busy", "other", "lost", "double")},
+            "seconds": elapsed,
+            "throughput": kinds["served"] / elapsed,
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+            "lag_p50": probe.percentile(50),
+            "lag_p99": probe.percentile(99),
+            "lag_max": max(probe.lags, default=0.0),
+        }
+    finally:
+        await world.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50, help="selfie posts fired at once (default 50)")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[os.cpu_count() or 1], help="worker thread counts to compare"
+    )
+    args = parser.parse_args()
+
+    from emotion import EmotionRecognizer
+    from recommender import Recommender
+
+    selfie = SELFIE.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="moodring-bot-load-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        os.chdir(scratch)  # dpytest stores the files the bot uploads in the working directory
+        base = _settings(1, 1, scratch)
+        recognizer = EmotionRecognizer.from_settings(base)
+        recommender = Recommender.from_settings(base)
+        compute_mood(recognizer, recommender, selfie, None, None, 0)  # warm-up: first model call traces the graph
+        direct = []
+        for _ in range(5):
+            began = time.perf_counter()
+            compute_mood(recognizer, recommender, selfie, None, None, 0)
+            direct.append(time.perf_counter() - began)
+        print(
+            f"one selfie's work, run directly (the loop stall per selfie without workers): "
+            f"median {statistics.median(direct) * 1000:.0f} ms over {len(direct)} runs"
+        )
+        print(f"{args.events} selfie posts fired at once; {os.cpu_count()} CPU(s)\n")
+
+        header = (
+            f"{'workers':>7} {'queue':>5} | {'served':>6} {'busy':>4} {'other':>5} {'lost':>4} {'double':>6} | "
+            f"{'req/s':>6} {'p50 s':>6} {'p95 s':>6} | {'lag p50':>8} {'lag p99':>8} {'lag max':>8}"
+        )
+        print(header)
+        print("-" * len(header))
+        for workers in args.workers:
+            for queue_size in (Settings().queue_size, args.events):
+                settings = _settings(workers, queue_size, scratch)
+                row = asyncio.run(run_burst(settings, recognizer, recommender, selfie, args.events))
+                print(
+                    f"{workers:>7} {queue_size:>5} | {row['served']:>6} {row['busy']:>4} {row['other']:>5} "
+                    f"{row['lost']:>4} {row['double']:>6} | {row['throughput']:>6.2f} {row['p50']:>6.2f} "
+                    f"{row['p95']:>6.2f} | {row['lag_p50'] * 1000:>6.1f}ms {row['lag_p99'] * 1000:>6.1f}ms "
+                    f"{row['lag_max'] * 1000:>6.1f}ms",
+                    flush=True,
+                )
+        recommender.close()
+    print("\nreq/s: served selfies per second of the burst; p50/p95: post → reply sent, served selfies only.")
+    print("lag: how late a 5 ms timer fired on the event loop while the burst ran (goal: p99 <= 20 ms).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
