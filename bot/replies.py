@@ -134,7 +134,7 @@ def mood_answer(analysis, recommendation, annotated: bytes | None, chosen_emotio
         embed.description = f"I couldn't find a face in your picture, so here is music for **{emotion}**, as you asked."
     else:
         embed.title = f"{EMOJI.get(emotion, '')} Music for feeling {emotion}".strip()
-    mood = f" ({recommendation.mood})" if recommendation.mood else ""
+    mood = f" ({recommendation.mood} mood)" if recommendation.mood else ""
     embed.add_field(
         name=f"Five songs for you{mood}",
         value=track_lines(recommendation.tracks) or "No songs found.",
