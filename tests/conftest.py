@@ -31,3 +31,23 @@ def settings(tmp_path: Path, shared_data: Path) -> Settings:
             "MOODRING_PLAYLIST_STORE": str(tmp_path / "playlists.json"),
         }
     )
+
+
+@pytest.fixture
+def fake_spotify():
+    """A fake Spotify Web API + accounts service on 127.0.0.1, fresh for each test.
+
+    See `tests/fake_spotify.py` for its switches (429, 5xx, slow, down, missing popularity, lost
+    playlist-create answers) and for what it records. `fake_spotify.environ(tmp_path)` gives the
+    settings environment pointing at it, with a pre-seeded user login.
+    """
+    from tests.fake_spotify import FakeSpotify
+
+    with FakeSpotify() as fake:
+        yield fake
+
+
+@pytest.fixture
+def spotify_settings(fake_spotify, tmp_path: Path, shared_data: Path) -> Settings:
+    """Settings with Spotify pointed at `fake_spotify` (logged in), every file in `tmp_path`."""
+    return Settings.load(environ=fake_spotify.environ(tmp_path, MOODRING_DATA_DIR=str(shared_data)))

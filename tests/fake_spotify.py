@@ -35,6 +35,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,8 +43,11 @@ from urllib.parse import urlencode
 import pandas as pd
 from aiohttp import web
 
+from moodring.settings import PROJECT_ROOT
 from recommender.spotify import PLAYLIST_SCOPES
 from recommender.table import embedded_table_path
+
+SPEC = PROJECT_ROOT.parent / "shared" / "spotify" / "openapi.yml"
 
 CLIENT_ID = "moodring-test-client"
 CLIENT_SECRET = "moodring-test-secret"
@@ -525,3 +529,60 @@ def _page(href: str, items: list[Any], offset: int, limit: int, total: int) -> d
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": {"status": status, "message": message}}, status=status, headers=headers)
+
+
+@cache
+def _openapi() -> Any:
+    """The shared Spotify OpenAPI description, served from any 127.0.0.1 port."""
+    import yaml
+    from openapi_core import OpenAPI
+
+    spec = yaml.load(SPEC.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    spec["servers"] = [{"url": "http://127.0.0.1:{port}/v1", "variables": {"port": {"default": "80"}}}]
+    _add_discriminator_mappings(spec)
+    return OpenAPI.from_dict(spec)
+
+
+def _add_discriminator_mappings(node: Any) -> None:
+    """The spec's track-or-episode unions name no discriminator mapping, so by OpenAPI's rules the
+    value "track" would have to be a schema called `track`; map Spotify's values to their schemas."""
+    if isinstance(node, dict):
+        discriminator = node.get("discriminator")
+        if isinstance(discriminator, dict) and "mapping" not in discriminator and "oneOf" in node:
+            discriminator["mapping"] = {
+                "track": "#/components/schemas/TrackObject",
+                "episode": "#/components/schemas/EpisodeObject",
+            }
+        for value in node.values():
+            _add_discriminator_mappings(value)
+    elif isinstance(node, list):
+        for value in node:
+            _add_discriminator_mappings(value)
+
+
+def assert_matches_spec(fake: FakeSpotify) -> int:
+    """Check every Web API answer the fake sent against the spec; returns how many were checked."""
+    from openapi_core.testing import MockRequest, MockResponse
+
+    openapi = _openapi()
+    checked = 0
+    for exchange in fake.requests_to():
+        if exchange.status is None:  # a dropped connection sent no answer
+            continue
+        request = MockRequest(
+            fake.accounts_url,
+            exchange.method.lower(),
+            exchange.path,
+            args=exchange.query,
+            headers={"Authorization": "Bearer checked-by-the-fake"},
+            data=None if exchange.body is None else json.dumps(exchange.body),
+        )
+        response = MockResponse(
+            json.dumps(exchange.response).encode(), status_code=exchange.status, headers=exchange.headers
+        )
+        try:
+            openapi.validate_response(request, response)
+        except Exception as exc:  # name the exchange; the validator's own message is long
+            raise AssertionError(f"{exchange.method} {exchange.path} -> {exchange.status}: {exc}") from exc
+        checked += 1
+    return checked
