@@ -1,0 +1,36 @@
+"""Selfie -> faces -> emotions, in memory.
+
+    recognizer = EmotionRecognizer.from_settings(settings)  # loads detector and model once
+    analysis = recognizer.analyze(image_bytes)              # thread-safe; ImageError on bad input
+    png = annotate(image_bytes, analysis)                   # boxes and labels, for a reply
+
+Bytes are decoded with Pillow under explicit limits (`emotion.image`), faces are found by
+MediaPipe's BlazeFace (`emotion.detect`) and classified by the trained model through the LiteRT
+interpreter (`emotion.classify`), all faces of a picture in one call.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emotion.annotate import annotate
+    from emotion.image import ImageError
+    from emotion.recognizer import Analysis, EmotionRecognizer, Face
+
+# Imported on first use, so that `moodring --help` does not pay for OpenCV, NumPy and Pillow.
+_HOMES = {
+    "Analysis": "emotion.recognizer",
+    "EmotionRecognizer": "emotion.recognizer",
+    "Face": "emotion.recognizer",
+    "ImageError": "emotion.image",
+    "annotate": "emotion.annotate",
+}
+__all__ = ["Analysis", "EmotionRecognizer", "Face", "ImageError", "annotate"]
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'emotion' has no attribute {name!r}")

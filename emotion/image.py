@@ -1,0 +1,132 @@
+"""Decode untrusted image bytes into one small RGB array, safely, in memory.
+
+Every check that can be made from the header (size in bytes, format, pixel count) is made
+before any pixel is decoded, so a decompression bomb costs nothing. JPEGs are decoded at a
+reduced scale by libjpeg itself (`draft`), which makes a 12 MP photo about as cheap as a 3 MP
+one; everything else is downscaled once, right after decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from moodring.errors import MoodringError
+
+SUPPORTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP"}
+SUPPORTED_FORMATS |= {"TIFF": "TIFF", "AVIF": "AVIF"}
+SUPPORTED_NAMES = "JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF"
+
+# ISO-BMFF brands of HEIC/HEIF photos (iPhones' default), which Pillow cannot read without a plugin.
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+EXIF_ORIENTATION = 0x0112
+TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# Pillow warns (it does not refuse) between its own 89 MP and 179 MP limits; as an error it reaches
+# the `DecompressionBombError` handling below instead of printing a warning mid-output.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+class ImageError(MoodringError):
+    """The bytes are not an image we can analyse (empty, corrupt, unsupported, too large)."""
+
+
+@dataclass(frozen=True)
+class WorkingImage:
+    """The decoded picture, upright, at most `max_side` pixels long, plus its original upright size."""
+
+    rgb: np.ndarray
+    """(h, w, 3) uint8, upright (EXIF orientation applied)."""
+    width: int
+    """Width of the original image after the EXIF transpose, in pixels."""
+    height: int
+
+    @property
+    def scale(self) -> float:
+        """Original pixels per working pixel, to report boxes in the caller's coordinates."""
+        return self.width / self.rgb.shape[1]
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> WorkingImage:
+    """Decode `data` (an image file's bytes) or raise `ImageError` with a one-line reason."""
+    if not data:
+        raise ImageError("empty file (0 bytes), not an image")
+    if len(data) > max_bytes:
+        raise ImageError(f"file is {len(data) / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.1f} MiB limit")
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        raise ImageError(f"HEIC/HEIF images are not supported: send {SUPPORTED_NAMES}")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image, or not a format Moodring reads ({SUPPORTED_NAMES})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"refused as a possible decompression bomb: {_first_line(exc)}") from None
+    except Exception as exc:  # a malformed header can raise almost anything inside a Pillow plugin
+        raise ImageError(f"cannot read the image header: {_first_line(exc)}") from None
+    with image:
+        if image.format not in SUPPORTED_FORMATS:
+            raise ImageError(f"unsupported image format {image.format}: send {SUPPORTED_NAMES}")
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"image is {width}x{height} ({width * height / 1e6:.0f} MP), more than the "
+                f"{max_pixels / 1e6:g} MP limit: refused as a possible decompression bomb"
+            )
+        try:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        except Exception:  # unreadable EXIF only costs us the orientation, not the picture
+            orientation = 1
+        if image.format == "JPEG" or image.format == "MPO":
+            # Largest libjpeg reduction (1/2, 1/4, 1/8) that keeps the longer side >= max_side.
+            factor = max(1, max(width, height) // max_side)
+            image.draft("RGB", (max(1, width // factor), max(1, height // factor)))
+        try:
+            image.load()
+            upright = _to_rgb(image)
+        except Exception as exc:  # truncated data, bad Huffman tables, broken zlib streams...
+            raise ImageError(f"cannot decode the image (truncated or corrupt): {_first_line(exc)}") from None
+
+    longest = max(upright.size)
+    if longest > max_side:
+        size = tuple(max(1, round(side * max_side / longest)) for side in upright.size)
+        upright = upright.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if transpose is not None:
+        upright = upright.transpose(transpose)
+        if orientation >= 5:
+            width, height = height, width
+    return WorkingImage(np.asarray(upright), width, height)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB: 16-bit scaled down, transparency flattened onto white."""
+    if image.mode in {"I;16", "I;16L", "I;16B", "I;16N", "I"}:
+        # Pillow's own I -> L conversion clips at 255 instead of scaling 16-bit values.
+        values = np.asarray(image, dtype=np.float32)
+        scaled = np.clip(values / 257.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    if image.mode == "F":
+        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode in {"RGBA", "LA", "PA", "La", "RGBa"} or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
