@@ -63,8 +63,10 @@ def _emotion_of_selfie(path: Path, settings: Settings) -> str:
         raise MoodringError(
             f"{path} is {size:,} bytes; the limit is {settings.max_image_bytes:,} (MOODRING_MAX_IMAGE_BYTES)"
         )
-    image = path.read_bytes()
-    return EmotionRecognizer.from_settings(settings).analyze(image).emotion
+    emotion = EmotionRecognizer.from_settings(settings).analyze(path.read_bytes()).emotion
+    if emotion is None:
+        raise MoodringError(f"no face found in {path}; try a clearer selfie, or pass --emotion NAME")
+    return emotion
 
 
 def run_recommend(args: argparse.Namespace) -> int:

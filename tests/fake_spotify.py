@@ -564,6 +564,7 @@ def _add_discriminator_mappings(node: Any) -> None:
 
 def assert_matches_spec(fake: FakeSpotify) -> int:
     """Check every Web API answer the fake sent against the spec; returns how many were checked."""
+    from openapi_core.templating.responses.exceptions import ResponseNotFound
     from openapi_core.testing import MockRequest, MockResponse
 
     openapi = _openapi()
@@ -579,11 +580,15 @@ def assert_matches_spec(fake: FakeSpotify) -> int:
             headers={"Authorization": "Bearer checked-by-the-fake"},
             data=None if exchange.body is None else json.dumps(exchange.body),
         )
-        response = MockResponse(
-            json.dumps(exchange.response).encode(), status_code=exchange.status, headers=exchange.headers
-        )
+        body = json.dumps(exchange.response).encode()
         try:
-            openapi.validate_response(request, response)
+            try:
+                openapi.validate_response(request, MockResponse(body, exchange.status, headers=exchange.headers))
+            except ResponseNotFound:
+                # Real Spotify also answers 404 and 5xx, which the spec does not list for these paths:
+                # their body must still be the error wrapper that the listed 401/403/429 answers use.
+                assert exchange.status >= 400, "a success status the spec does not list"
+                openapi.validate_response(request, MockResponse(body, 401, headers=exchange.headers))
         except Exception as exc:  # name the exchange; the validator's own message is long
             raise AssertionError(f"{exchange.method} {exchange.path} -> {exchange.status}: {exc}") from exc
         checked += 1

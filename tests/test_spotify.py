@@ -20,7 +20,7 @@ from recommender import Recommender
 from recommender.login import login
 from recommender.spotify import POOL_WORKERS
 from recommender.table import SongTable
-from tests.fake_spotify import USER_ID, FakeSpotify, assert_matches_spec
+from tests.fake_spotify import CLIENT_SECRET, USER_ID, FakeSpotify, assert_matches_spec
 
 HAPPY_PLAYLIST = "Moodring · Happy"
 
@@ -271,3 +271,17 @@ def test_spotify_login_needs_client_credentials_and_a_loopback_redirect(tmp_path
     )
     with pytest.raises(ConfigError, match="127.0.0.1"):
         login(remote, open_url=print, timeout=1)
+
+
+def test_cli_recommend_with_playlist_prints_its_link(fake_spotify, tmp_path, monkeypatch, capsys):
+    from moodring.cli import main
+
+    for name, value in fake_spotify.environ(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    assert main(["recommend", "--emotion", "surprise", "--playlist", "--json"]) == 0
+    out, err = capsys.readouterr()
+    answer = json.loads(out)
+    [playlist] = fake_spotify.playlists_named("Moodring · Surprise")
+    assert answer["playlist_url"] == f"https://open.spotify.com/playlist/{playlist.id}"
+    assert playlist.items == [f"spotify:track:{track['id']}" for track in answer["tracks"]]
+    assert CLIENT_SECRET not in out + err
