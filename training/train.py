@@ -8,6 +8,7 @@ command with `--resume` to continue from the last finished epoch.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -125,8 +126,10 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = run_dir / "backup"
-    if not resume and backup_dir.exists():
-        shutil.rmtree(backup_dir)
+    if not resume:  # a fresh run in a used folder must not inherit the old run's state
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(run_dir / "backup-frozen", ignore_errors=True)
+        (run_dir / "train_time.json").unlink(missing_ok=True)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     keras.utils.set_random_seed(config.seed)
@@ -143,7 +146,6 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
 
     model, base = build(config)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
-    started = time.perf_counter()
     if base is not None and config.frozen_epochs > 0:
         _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose)
     compile_model(model, config, steps, config.learning_rate if base is None else config.learning_rate * 0.1)
@@ -154,13 +156,17 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
         verbose=verbose,
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
+            keras.callbacks.ModelCheckpoint(
+                str(run_dir / "best.keras"),
+                monitor="val_accuracy",
+                save_best_only=True,
+                initial_value_threshold=_best_so_far(run_dir) if resume else None,
+            ),
             keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
             keras.callbacks.TerminateOnNaN(),
+            WallClock(run_dir / "train_time.json"),
         ],
     )
-    elapsed = time.perf_counter() - started
-    _record_time(run_dir, elapsed)
 
     best = keras.models.load_model(run_dir / "best.keras")
     keras.mixed_precision.set_global_policy("float32")
@@ -198,17 +204,38 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
         validation_data=val_ds,
         epochs=config.frozen_epochs,
         verbose=verbose,
-        callbacks=[keras.callbacks.BackupAndRestore(str(run_dir / "backup-frozen"))],
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(run_dir / "backup-frozen")),
+            WallClock(run_dir / "train_time.json"),
+        ],
     )
     model.save_weights(done_marker)
     base.trainable = True
 
 
-def _record_time(run_dir: Path, elapsed: float) -> None:
-    """Add this session's wall-clock to the run's total, so resumed runs report the whole cost."""
-    path = run_dir / "train_time.json"
-    total = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
-    path.write_text(json.dumps({"seconds": round(total + elapsed, 1)}))
+def _best_so_far(run_dir: Path) -> float | None:
+    """Best PublicTest accuracy of the epochs already run, so a resumed run keeps the best checkpoint."""
+    history = run_dir / "history.csv"
+    if not history.exists() or not (run_dir / "best.keras").exists():
+        return None
+    with open(history, newline="") as handle:
+        scores = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    return max(scores, default=None)
+
+
+class WallClock(keras.callbacks.Callback):
+    """Adds each finished epoch's wall-clock time to train_time.json, so resumed runs report their whole cost."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        total = json.loads(self.path.read_text())["seconds"] if self.path.exists() else 0.0
+        self.path.write_text(json.dumps({"seconds": round(total + time.perf_counter() - self.started, 1)}))
 
 
 def export_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
