@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -90,6 +90,17 @@ def score_bar(scores: dict[str, float]) -> str:
     return "```\n" + "\n".join(lines) + "\n```"
 
 
+def picture_scores(faces: list) -> dict[str, float]:
+    """The picture's scores: each face's, weighted by its area, as the recognizer picks the dominant emotion."""
+    areas = [face.box[2] * face.box[3] for face in faces]
+    total = sum(areas) or 1
+    sums = dict.fromkeys(EMOTIONS, 0.0)
+    for face, area in zip(faces, areas, strict=True):
+        for name in EMOTIONS:
+            sums[name] += face.scores.get(name, 0.0) * area
+    return {name: value / total for name, value in sums.items()}
+
+
 def _link_text(text: str) -> str:
     """Track or artist name safe inside a markdown link, and short enough for an embed field."""
     if len(text) > _NAME_LIMIT:
@@ -117,16 +128,14 @@ def mood_answer(analysis, recommendation, annotated: bytes | None, chosen_emotio
     faces = analysis.faces if analysis is not None else []
     if faces:
         seen = analysis.emotion
-        dominant = max(faces, key=lambda face: face.scores.get(seen, 0.0) if face.emotion == seen else -1.0)
+        scores = picture_scores(faces)
         embed.title = f"{EMOJI.get(seen, '')} You look {seen}".strip()
-        if len(faces) == 1:
-            embed.description = f"Confidence **{dominant.scores.get(seen, 0.0):.0%}**"
-        else:
-            embed.description = (
-                f"Dominant mood across **{len(faces)} faces** (each face is labelled on the picture). "
-                f"Scores of the clearest {seen} face:"
+        embed.description = f"Confidence **{scores.get(seen, 0.0):.0%}**"
+        if len(faces) > 1:
+            embed.description += (
+                f" across **{len(faces)} faces** (larger faces count more); each face is labelled on the picture."
             )
-        embed.add_field(name="Scores", value=score_bar(dominant.scores), inline=False)
+        embed.add_field(name="Scores", value=score_bar(scores), inline=False)
         if chosen_emotion is not None and chosen_emotion != seen:
             embed.add_field(name="Your pick", value=f"You asked for music for **{chosen_emotion}**.", inline=False)
     elif analysis is not None:
@@ -149,7 +158,7 @@ def mood_answer(analysis, recommendation, annotated: bytes | None, chosen_emotio
 class Replies(Protocol):
     """Where a request's single answer goes, and how the user sees that work has started."""
 
-    def working(self) -> AsyncIterator[None]: ...
+    def working(self) -> AbstractAsyncContextManager[None]: ...
 
     async def send(self, answer: Answer) -> None: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ SELFIE = PROJECT_ROOT / "examples" / "astronaut.jpg"
 
 
 def _settings(shared: Path, tmp: Path, **overrides: str) -> Settings:
+    """Settings for one bot: isolated files, no cooldown, the model named by MOODRING_MODEL if set."""
     environ = {
         "MOODRING_DATA_DIR": str(shared),
         "MOODRING_CACHE_DIR": str(tmp / "cache"),
@@ -37,6 +39,8 @@ def _settings(shared: Path, tmp: Path, **overrides: str) -> Settings:
         "MOODRING_COOLDOWN_SECONDS": "0",
         "MOODRING_WORKERS": "2",
     }
+    if "MOODRING_MODEL" in os.environ:
+        environ["MOODRING_MODEL"] = os.environ["MOODRING_MODEL"]
     environ.update(overrides)
     return Settings.load(environ=environ)
 
@@ -229,8 +233,10 @@ async def test_event_loop_stays_responsive_while_a_batch_is_analysed(start_bot, 
 
     assert all(len(world.replies_to(posted)) == 1 for posted in posts)
     assert sum(bool(world.replies_to(posted)[0].embeds) for posted in posts) == batch
-    # A model run takes tens of milliseconds per selfie; on the loop, the batch would stall it for far longer.
-    assert len(probe.lags) > 20 and probe.percentile(99) < 0.05
+    # Were the model run on the loop, the timer could fire only between selfies, each wake-up late by a
+    # whole analysis (tens of ms or more). Off the loop it keeps firing, typically on time; the median is
+    # used because the tail also reflects other processes competing for the CPU (see benchmarks/bot_load.py).
+    assert len(probe.lags) > 20 and probe.percentile(50) < 0.02
 
 
 async def test_selfies_outside_watched_channels_and_plain_chatter_are_ignored(start_bot, selfie):
