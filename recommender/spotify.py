@@ -48,6 +48,8 @@ OUTAGE_PAUSE = 10.0
 slow or misconfigured Spotify does not make every answer wait the whole budget."""
 DEFAULT_RETRY_AFTER = 5.0
 """Pause after a 429 that carries no usable Retry-After header."""
+RATE_LIMITED_TRIES = 3
+"""Requests one call makes while Spotify keeps answering 429 (each after its Retry-After)."""
 PLAYLIST_PAGES = 20
 """How many pages of 50 of the user's playlists are searched before creating one."""
 
@@ -409,6 +411,7 @@ class SpotifyGateway:
         """One request as the app ("catalog") or the user: waits out a pause that ends before `deadline`."""
         token = self._client_token if kind == "catalog" else self._user_token
         refreshed = False
+        rate_limited = 0
         while True:
             now = self._clock()
             if self._paused_until > now:
@@ -422,7 +425,10 @@ class SpotifyGateway:
                 status = exc.http_status
                 if status == 429:
                     self._pause(_retry_after(exc.headers), "rate limited (HTTP 429)")
-                    continue
+                    rate_limited += 1
+                    if rate_limited < RATE_LIMITED_TRIES:
+                        continue
+                    raise SpotifyUnavailable(f"rate limited (HTTP 429) {rate_limited} times in a row") from None
                 if status == 401 and not refreshed:
                     token.invalidate()
                     refreshed = True

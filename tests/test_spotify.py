@@ -18,7 +18,7 @@ from moodring.errors import ConfigError
 from moodring.settings import Settings
 from recommender import Recommender
 from recommender.login import login
-from recommender.spotify import POOL_WORKERS
+from recommender.spotify import POOL_WORKERS, RATE_LIMITED_TRIES
 from recommender.table import SongTable
 from tests.fake_spotify import CLIENT_SECRET, USER_ID, FakeSpotify, assert_matches_spec
 
@@ -285,3 +285,13 @@ def test_cli_recommend_with_playlist_prints_its_link(fake_spotify, tmp_path, mon
     assert answer["playlist_url"] == f"https://open.spotify.com/playlist/{playlist.id}"
     assert playlist.items == [f"spotify:track:{track['id']}" for track in answer["tracks"]]
     assert CLIENT_SECRET not in out + err
+
+
+def test_endless_429s_cost_a_bounded_number_of_requests(fake_spotify, make_recommender, caplog):
+    rec = make_recommender(spotify_timeout=1.0)
+    fake_spotify.rate_limit(times=1000, retry_after=0)
+    result = rec.recommend("happy")
+    assert [t.popularity for t in result.tracks] == [84, 84, 84, 83, 83]
+    assert len(fake_spotify.requests_to("GET", "/v1/tracks/*")) <= 10 * RATE_LIMITED_TRIES
+    [warning] = spotify_warnings(caplog)
+    assert "429" in warning
