@@ -25,7 +25,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
@@ -239,7 +239,8 @@ class SpotifyGateway:
         self._pool = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="moodring-spotify")
         self._local = threading.local()
         self._lock = threading.RLock()  # RLock: a done-callback may run in the thread holding it
-        self._popularity: dict[str, tuple[int | None, float]] = {}  # id -> (value, expires at)
+        # id -> (value, expires at); bounded by the song table, whose ids are the only ones asked for
+        self._popularity: dict[str, tuple[int | None, float]] = {}
         self._in_flight: dict[str, Future] = {}
         self._paused_until = 0.0
         self._pause_reason = ""
@@ -290,6 +291,8 @@ class SpotifyGateway:
         for track_id, future in pending.items():
             if not future.done():
                 problem = problem or f"no answer within {self._settings.spotify_timeout:g} s"
+            elif future.cancelled():
+                problem = problem or "the recommender is closing"
             elif future.exception() is not None:
                 problem = problem or str(future.exception())
             else:
@@ -327,6 +330,12 @@ class SpotifyGateway:
             return None, f"playlist not ready within {self._settings.spotify_timeout:g} s"
         except SpotifyUnavailable as exc:
             return None, str(exc)
+        except CancelledError:
+            return None, "the recommender is closing"
+        except (KeyError, TypeError, ValueError) as exc:
+            return None, f"unexpected answer from Spotify ({type(exc).__name__}: {exc})"
+        except OSError as exc:  # the playlist store could not be written
+            return None, f"cannot save the playlist id in {self._store.path}: {exc.strerror}"
 
     def _sync_playlist(self, emotion: str, track_ids: list[str], deadline: float) -> str:
         uris = [f"spotify:track:{track_id}" for track_id in track_ids]
