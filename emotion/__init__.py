@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emotion.annotate import annotate
+    from emotion.drawing import annotate
     from emotion.image import ImageError
     from emotion.recognizer import Analysis, EmotionRecognizer, Face
 
@@ -25,7 +25,7 @@ _HOMES = {
     "EmotionRecognizer": "emotion.recognizer",
     "Face": "emotion.recognizer",
     "ImageError": "emotion.image",
-    "annotate": "emotion.annotate",
+    "annotate": "emotion.drawing",
 }
 __all__ = ["Analysis", "EmotionRecognizer", "Face", "ImageError", "annotate"]
 

@@ -1,0 +1,129 @@
+"""Decoding untrusted bytes: every mode becomes upright RGB, every bad input one clear `ImageError`."""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion.image import ImageError, decode_image
+from moodring.settings import PROJECT_ROOT
+
+ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000, "max_side": 1024}
+
+
+def encoded(image: Image.Image, format: str, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=format, **options)
+    return out.getvalue()
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def png_bomb(width: int, height: int, rows_to_compress: int | None = None) -> bytes:
+    """A valid grayscale PNG of zeros: tiny on disk, `width * height` bytes once decoded."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + pixels
+    idat = b"".join(compressor.compress(row) for _ in range(rows_to_compress or height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+@functools.cache
+def bad_inputs() -> dict[str, tuple[bytes, str]]:
+    """(bytes, words the error must contain) for each kind of bad input the issue names."""
+    jpeg = ASTRONAUT.read_bytes()
+    return {
+        "empty": (b"", "empty"),
+        "truncated jpeg": (jpeg[: len(jpeg) // 2], "truncated"),
+        "text renamed .jpg": (b"just some text, not a picture\n" * 20, "not an image"),
+        "decompression bomb (64 MP of zeros)": (png_bomb(8000, 8000), "decompression bomb"),
+        "header claiming 400 MP": (png_bomb(20000, 20000, rows_to_compress=2), "decompression bomb"),
+        "unsupported format (PCX)": (encoded(Image.new("RGB", (64, 64)), "PCX"), "unsupported image format PCX"),
+        "HEIC": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "HEIC"),
+    }
+
+
+@pytest.mark.parametrize("name", list(bad_inputs()))
+def test_bad_input_is_one_clear_line(name: str) -> None:
+    data, words = bad_inputs()[name]
+    with pytest.raises(ImageError) as raised:
+        decode_image(data, **LIMITS)
+    message = str(raised.value)
+    assert words in message
+    assert "\n" not in message
+
+
+def test_file_over_the_byte_limit_is_refused_before_decoding() -> None:
+    data = ASTRONAUT.read_bytes()
+    with pytest.raises(ImageError, match="limit"):
+        decode_image(data, max_bytes=len(data) - 1, max_pixels=40_000_000, max_side=1024)
+
+
+@pytest.mark.parametrize(
+    "image, format",
+    [
+        (Image.new("RGBA", (40, 30), (255, 0, 0, 0)), "PNG"),  # transparent -> white
+        (Image.new("LA", (40, 30), (10, 255)), "PNG"),
+        (Image.new("P", (40, 30), 3), "GIF"),
+        (Image.new("CMYK", (40, 30), (0, 255, 255, 0)), "JPEG"),
+        (Image.new("I;16", (40, 30), 65535), "PNG"),  # 16-bit white must stay white, not clip
+        (Image.new("1", (40, 30), 1), "BMP"),
+        (Image.new("RGB", (40, 30), (0, 128, 255)), "WEBP"),
+        (Image.new("L", (40, 30), 200), "TIFF"),
+    ],
+    ids=lambda value: getattr(value, "mode", value),
+)
+def test_every_mode_becomes_rgb(image: Image.Image, format: str) -> None:
+    working = decode_image(encoded(image, format), **LIMITS)
+    assert working.rgb.shape == (30, 40, 3) and working.rgb.dtype == np.uint8
+    assert (working.width, working.height) == (40, 30)
+    if image.mode in {"RGBA", "I;16", "1"}:
+        assert working.rgb.min() >= 250, f"{image.mode} should decode to white"
+
+
+def test_animation_gives_its_first_frame() -> None:
+    frames = [Image.new("L", (32, 32), value) for value in (0, 255)]
+    data = encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    assert decode_image(data, **LIMITS).rgb.max() < 5
+
+
+def test_large_photo_is_downscaled_once_and_reports_its_original_size() -> None:
+    photo = Image.open(ASTRONAUT).resize((4032, 3024))  # a 12 MP phone photo
+    working = decode_image(encoded(photo, "JPEG", quality=85), **LIMITS)
+    assert max(working.rgb.shape[:2]) <= 1024
+    assert (working.width, working.height) == (4032, 3024)
+    assert working.scale == pytest.approx(4032 / working.rgb.shape[1])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_gives_the_upright_picture(orientation: int) -> None:
+    upright = Image.open(ASTRONAUT).convert("RGB").crop((0, 0, 512, 384))  # not square: swaps show
+    stored = upright.transpose(STORE_FOR_ORIENTATION[orientation]) if orientation > 1 else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    working = decode_image(encoded(stored, "JPEG", quality=95, exif=exif), **LIMITS)
+    assert (working.width, working.height) == (512, 384)
+    difference = np.abs(working.rgb.astype(int) - np.asarray(upright, dtype=int)).mean()
+    assert difference < 6, f"orientation {orientation} not undone (mean difference {difference:.1f})"
+
+
+# How a camera stores a picture for each EXIF orientation (EXIF 2.3, tag 0x0112): the viewer
+# must undo this to show it upright.
+STORE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
