@@ -1,5 +1,8 @@
 """Load on the Discord bot: N selfie posts fired at once, through the path the tests use.
 
+Settings (model, image limits) come from the environment / `.env` as for `moodring bot`; the bot's
+worker and queue sizes are set per row, cooldown is off and Spotify is left out (local table).
+
 Each post comes from its own user in its own channel of dpytest's fake Discord, with the real
 selfie pipeline and recommender, attachments served from a loopback HTTP server. Configurations
 run side by side in one process (same model, same machine state). For each it prints throughput,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -32,17 +36,26 @@ from moodring.settings import PROJECT_ROOT, Settings
 SELFIE = PROJECT_ROOT / "examples" / "astronaut.jpg"
 
 
-def _settings(workers: int, queue_size: int, scratch: Path) -> Settings:
-    return Settings.load(
-        environ={
-            "MOODRING_WORKERS": str(workers),
-            "MOODRING_QUEUE_SIZE": str(queue_size),
-            "MOODRING_COOLDOWN_SECONDS": "0",
-            "MOODRING_CACHE_DIR": str(scratch / "cache"),
-            "MOODRING_PLAYLIST_STORE": str(scratch / "playlists.json"),
-            "MOODRING_SPOTIFY_TOKEN_CACHE": str(scratch / "spotify-token.json"),
-        },
+def _settings(base: Settings, workers: int, queue_size: int, scratch: Path) -> Settings:
+    """The environment's settings (model, limits), with these bot limits, no cooldown and no Spotify."""
+    return dataclasses.replace(
+        base,
+        workers=workers,
+        queue_size=queue_size,
+        cooldown_seconds=0.0,
+        spotify_client_id=None,
+        spotify_client_secret=None,
+        cache_dir=scratch / "cache",
+        playlist_store=scratch / "playlists.json",
+        spotify_token_cache=scratch / "spotify-token.json",
     )
+
+
+async def run_idle(seconds: float) -> LoopLagProbe:
+    """The loop's lag with nothing to do: what the machine alone costs (other processes, scheduler)."""
+    async with LoopLagProbe() as probe:
+        await asyncio.sleep(seconds)
+    return probe
 
 
 async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, events: int) -> dict[str, float]:
@@ -99,7 +112,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="moodring-bot-load-") as scratch_dir:
         scratch = Path(scratch_dir)
         os.chdir(scratch)  # dpytest stores the files the bot uploads in the working directory
-        base = _settings(1, 1, scratch)
+        base = _settings(Settings.load(), 1, 1, scratch)
         recognizer = EmotionRecognizer.from_settings(base)
         recommender = Recommender.from_settings(base)
         compute_mood(recognizer, recommender, selfie, None, None, 0)  # warm-up: first model call traces the graph
@@ -120,9 +133,14 @@ def main() -> int:
         )
         print(header)
         print("-" * len(header))
+        idle = asyncio.run(run_idle(3.0))
+        print(
+            f"{'idle loop, no requests (baseline)':>58} | {idle.percentile(50) * 1000:>6.1f}ms "
+            f"{idle.percentile(99) * 1000:>6.1f}ms {max(idle.lags, default=0.0) * 1000:>6.1f}ms"
+        )
         for workers in args.workers:
             for queue_size in (Settings().queue_size, args.events):
-                settings = _settings(workers, queue_size, scratch)
+                settings = _settings(base, workers, queue_size, scratch)
                 row = asyncio.run(run_burst(settings, recognizer, recommender, selfie, args.events))
                 print(
                     f"{workers:>7} {queue_size:>5} | {row['served']:>6} {row['busy']:>4} {row['other']:>5} "

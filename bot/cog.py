@@ -30,8 +30,7 @@ from bot.replies import (
     mood_answer,
 )
 from bot.work import Cooldown
-from emotion import ImageError
-from emotion.annotate import annotate  # not `from emotion import annotate`: the submodule of that name shadows it
+from emotion import ImageError, annotate
 from moodring import EMOTIONS
 from recommender import STRATEGIES
 
