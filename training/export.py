@@ -101,14 +101,17 @@ def check_faces(limit: int = CHECK_FACES) -> tuple[np.ndarray, str]:
     return faces[..., np.newaxis].astype(np.float32) / 255.0, source
 
 
-def export(model_path: Path, out: Path | None = None) -> tuple[Path, dict]:
-    """Write `out` (default: beside the model, `.tflite`) and its sidecar, after checking equality."""
+def export(model_path: Path, out: Path | None = None, faces: tuple[np.ndarray, str] | None = None) -> tuple[Path, dict]:
+    """Write `out` (default: beside the model, `.tflite`) and its sidecar, after checking equality.
+
+    `faces` is (float faces (N, 48, 48, 1), their description) to check on; default `check_faces()`.
+    """
     from training.models import load_model
 
     out = out or model_path.with_suffix(".tflite")
     model = load_model(model_path)
     flatbuffer = litert_bytes(model)
-    faces, source = check_faces()
+    faces, source = faces or check_faces()
     report = compare(model.predict(faces, batch_size=256, verbose=0), litert_predict(flatbuffer, faces))
     if not report["equal"]:
         raise ModelError(

@@ -1,0 +1,56 @@
+"""The LiteRT export the selfie pipeline runs: equal to Keras, and used only while it matches its source."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotion.classify import EmotionClassifier
+from training.export import compare, export, sidecar_path
+from training.models import build_cnn
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(64, 48, 48), dtype=np.uint8)
+
+
+def small_model(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return build_cnn(widths=(8, 16), convs_per_block=1)
+
+
+def keras_probabilities(model, faces: np.ndarray) -> np.ndarray:
+    return model.predict(faces[..., None].astype(np.float32) / 255.0, verbose=0)
+
+
+def test_export_is_checked_used_while_current_and_replaced_when_stale(tmp_path: Path, faces: np.ndarray) -> None:
+    model_path = tmp_path / "model.keras"
+    first = small_model(1)
+    first.save(model_path)
+    out, record = export(model_path, faces=(faces[..., None] / np.float32(255.0), "random faces"))
+    assert out == tmp_path / "model.tflite" and out.is_file()
+    assert record["equal"] and record["max_abs_diff"] <= 1e-4
+    assert json.loads(sidecar_path(out).read_text())["source_sha256"] == record["source_sha256"]
+
+    current = EmotionClassifier.load(model_path)
+    assert current.source == str(out)
+    np.testing.assert_allclose(current.predict(faces), keras_probabilities(first, faces), atol=1e-4)
+
+    second = small_model(2)
+    second.save(model_path)  # retrained, not re-exported: the old .tflite must not be used
+    stale = EmotionClassifier.load(model_path)
+    assert "converted at start-up" in stale.source
+    np.testing.assert_allclose(stale.predict(faces), keras_probabilities(second, faces), atol=1e-4)
+
+
+def test_compare_refuses_outputs_that_differ() -> None:
+    probabilities = np.random.default_rng(1).dirichlet(np.ones(7), size=32).astype(np.float32)
+    assert compare(probabilities, probabilities)["equal"]
+    assert not compare(probabilities, probabilities[::-1])["equal"]
+    assert not compare(probabilities, probabilities + 1e-3)["equal"]

@@ -1,0 +1,106 @@
+"""`moodring predict`: JSON Lines out, one stderr line per bad file, others still read, exit 2, model loaded once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from PIL import Image
+
+from emotion import EmotionRecognizer
+from moodring.cli import main
+from moodring.settings import PROJECT_ROOT
+from tests.test_emotion_image import bad_inputs
+
+ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+BAD_FILES = {
+    "empty": "empty.jpg",
+    "truncated jpeg": "truncated.jpg",
+    "text renamed .jpg": "notes.jpg",
+    "decompression bomb (64 MP of zeros)": "bomb.png",
+    "unsupported format (PCX)": "scan.pcx",
+}
+
+
+@pytest.fixture
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_data: Path) -> None:
+    """The CLI reads the real environment: keep the developer's .env out, keep MOODRING_MODEL if set."""
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("MOODRING_DATA_DIR", str(shared_data))
+
+
+@pytest.fixture
+def bad_corpus(tmp_path: Path) -> dict[str, Path]:
+    """Each bad input of the issue as a file, generated here (nothing committed), plus a missing one."""
+    corpus = {}
+    for kind, name in BAD_FILES.items():
+        corpus[kind] = tmp_path / name
+        corpus[kind].write_bytes(bad_inputs()[kind][0])
+    corpus["missing"] = tmp_path / "gone.jpg"
+    return corpus
+
+
+def test_bad_inputs_each_get_one_line_and_the_good_one_is_still_read(
+    isolated_env: None, bad_corpus: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    paths = [*bad_corpus.values(), ASTRONAUT]
+    with mock.patch.object(EmotionRecognizer, "from_settings", wraps=EmotionRecognizer.from_settings) as loads:
+        code = main(["predict", "--json", *map(str, paths)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert loads.call_count == 1, "the model must load once for all inputs"
+
+    (line,) = out.splitlines()
+    result = json.loads(line)
+    assert result["path"] == str(ASTRONAUT)
+    assert result["emotion"] == "happy" and len(result["faces"]) == 1
+
+    errors = err.splitlines()
+    assert len(errors) == len(bad_corpus), err
+    for path, message in zip(bad_corpus.values(), errors, strict=True):
+        assert message.startswith(f"moodring: error: {path}: ")
+        assert "Traceback" not in message
+    reasons = dict(zip(bad_corpus, errors, strict=True))
+    assert "No such file" in reasons["missing"]
+    assert "empty" in reasons["empty"]
+    assert "truncated" in reasons["truncated jpeg"]
+    assert "not an image" in reasons["text renamed .jpg"]
+    assert "decompression bomb" in reasons["decompression bomb (64 MP of zeros)"]
+    assert "unsupported image format PCX" in reasons["unsupported format (PCX)"]
+
+
+def test_all_good_inputs_exit_zero_and_annotate_into_a_folder(
+    isolated_env: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), "white").save(blank)
+    code = main(["predict", str(ASTRONAUT), str(blank), "--annotate", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0].startswith(f"{ASTRONAUT}: happy (1 face)")
+    assert f"{blank}: no face found" in out
+    assert Image.open(tmp_path / "out" / "astronaut.annotated.png").size == (512, 512)
+    assert (tmp_path / "out" / "blank.annotated.png").is_file()
+
+
+def test_annotate_needs_an_image_name_for_one_input(isolated_env: None, capsys: pytest.CaptureFixture) -> None:
+    assert main(["predict", str(ASTRONAUT), "--annotate", "out.txt"]) == 2
+    assert "use a .png, .jpg or .webp" in capsys.readouterr().err
+
+
+def test_console_script_prints_json_lines_for_the_astronaut(tmp_path: Path, shared_data: Path) -> None:
+    env = {**os.environ, "MOODRING_DATA_DIR": str(shared_data)}
+    script = Path(sys.executable).with_name("moodring")
+    done = subprocess.run(
+        [str(script), "predict", str(ASTRONAUT), "--json"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert result["emotion"] == "happy"
+    assert [face["emotion"] for face in result["faces"]] == ["happy"]
