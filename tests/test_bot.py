@@ -24,7 +24,6 @@ from moodring import EMOTIONS
 from moodring.cli import main
 from moodring.settings import PROJECT_ROOT, Settings
 from recommender import Recommender
-from tests.fake_spotify import FakeSpotify
 
 SELFIE = PROJECT_ROOT / "examples" / "astronaut.jpg"
 
@@ -339,20 +338,16 @@ async def test_unexpected_failure_is_logged_and_answered_politely(start_bot, cap
     assert any("request failed" in record.message and record.exc_info for record in caplog.records)
 
 
-async def test_spotify_down_the_reply_still_has_five_tracks(start_bot, selfie, shared_data, tmp_path):
-    with FakeSpotify() as fake:
-        environ = fake.environ(tmp_path, MOODRING_SPOTIFY_TIMEOUT="1")
-        recommender = Recommender.from_settings(_settings(shared_data, tmp_path, **environ))
-        try:
-            world = await start_bot(recommender=recommender, **environ)
-            cog = world.bot.get_cog("Mood")
-            while_up = InteractionDouble(world.users[0].id)
-            await cog.mood.callback(cog, while_up, selfie=world.host.attachment(selfie, "me.jpg", "image/jpeg"))
-            fake.down()
-            while_down = InteractionDouble(world.users[1].id)
-            await cog.mood.callback(cog, while_down, selfie=world.host.attachment(selfie, "me.jpg", "image/jpeg"))
-        finally:
-            recommender.close()
+async def test_spotify_down_the_reply_still_has_five_tracks(start_bot, selfie, shared_data, tmp_path, fake_spotify):
+    environ = fake_spotify.environ(tmp_path, MOODRING_SPOTIFY_TIMEOUT="1")
+    with Recommender.from_settings(_settings(shared_data, tmp_path, **environ)) as recommender:
+        world = await start_bot(recommender=recommender, **environ)
+        cog = world.bot.get_cog("Mood")
+        while_up = InteractionDouble(world.users[0].id)
+        await cog.mood.callback(cog, while_up, selfie=world.host.attachment(selfie, "me.jpg", "image/jpeg"))
+        fake_spotify.down()
+        while_down = InteractionDouble(world.users[1].id)
+        await cog.mood.callback(cog, while_down, selfie=world.host.attachment(selfie, "me.jpg", "image/jpeg"))
 
     [up] = while_up.answers
     [button] = up.kwargs["view"].children
