@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
@@ -19,6 +20,10 @@ from bot.cog import MoodCog
 from bot.work import WorkQueue
 from moodring.errors import ConfigError, MoodringError
 from moodring.settings import Settings
+
+if TYPE_CHECKING:
+    from emotion import EmotionRecognizer
+    from recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,14 @@ def build_intents(settings: Settings) -> discord.Intents:
 class MoodringBot(commands.AutoShardedBot):
     """Moodring on Discord. Build it with `create_bot`; it owns a worker pool and an HTTP session."""
 
-    def __init__(self, settings: Settings, recognizer, recommender, *, owns_recommender: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        recognizer: EmotionRecognizer,
+        recommender: Recommender,
+        *,
+        owns_recommender: bool,
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -91,7 +103,11 @@ class MoodringBot(commands.AutoShardedBot):
         await super().close()
 
 
-def create_bot(settings: Settings, recognizer=None, recommender=None) -> MoodringBot:
+def create_bot(
+    settings: Settings,
+    recognizer: EmotionRecognizer | None = None,
+    recommender: Recommender | None = None,
+) -> MoodringBot:
     """A ready-to-start bot. Missing parts are built from `settings` (this loads the model: a few seconds).
 
     Tests and benchmarks pass one recognizer/recommender built once; the bot closes only what it built.

@@ -36,6 +36,8 @@ from recommender import STRATEGIES
 
 if TYPE_CHECKING:
     from bot.app import MoodringBot
+    from emotion import Analysis, EmotionRecognizer
+    from recommender import Recommendation, Recommender
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +49,14 @@ STRATEGY_LABELS = {"notebook": "lift my mood (as the original notebook)", "match
 class MoodResult:
     """What a worker thread computed for one request; `recommendation` is None only when nothing to play."""
 
-    analysis: object | None
-    recommendation: object | None
+    analysis: Analysis | None
+    recommendation: Recommendation | None
     annotated: bytes | None
 
 
 def compute_mood(
-    recognizer,
-    recommender,
+    recognizer: EmotionRecognizer,
+    recommender: Recommender,
     image: bytes | None,
     chosen_emotion: str | None,
     strategy: str | None,
@@ -127,6 +129,14 @@ class MoodCog(commands.Cog, name="Mood"):
             return
         strategy_name = strategy.value if strategy is not None else None
         await self.respond(replies, what, interaction.user.id, selfie, chosen, strategy_name)
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """A failure before `/mood` ran (e.g. Discord's options could not be read): log it, answer politely."""
+        log.error("/mood failed before it started (interaction %s)", interaction.id, exc_info=error)
+        if not interaction.response.is_done():
+            await self._deliver(InteractionReplies(interaction), Answer(SORRY, private=True), "failed interaction")
 
     # ---- one request -------------------------------------------------------------------------
 

@@ -11,11 +11,15 @@ import io
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import discord
 
 from moodring import EMOTIONS
+
+if TYPE_CHECKING:
+    from emotion import Analysis, Face
+    from recommender import Recommendation, Track
 
 USAGE = (
     "Send me a selfie and I'll read your mood and pick five songs for it.\n"
@@ -90,7 +94,7 @@ def score_bar(scores: dict[str, float]) -> str:
     return "```\n" + "\n".join(lines) + "\n```"
 
 
-def picture_scores(faces: list) -> dict[str, float]:
+def picture_scores(faces: list[Face]) -> dict[str, float]:
     """The picture's scores: each face's, weighted by its area, as the recognizer picks the dominant emotion."""
     areas = [face.box[2] * face.box[3] for face in faces]
     total = sum(areas) or 1
@@ -108,7 +112,7 @@ def _link_text(text: str) -> str:
     return discord.utils.escape_markdown(text).replace("[", "(").replace("]", ")")
 
 
-def track_lines(tracks: list) -> str:
+def track_lines(tracks: list[Track]) -> str:
     """Numbered "name — artist" lines, each a link to the track when it has a URL."""
     lines = []
     for number, track in enumerate(tracks, start=1):
@@ -117,7 +121,12 @@ def track_lines(tracks: list) -> str:
     return "\n".join(lines)
 
 
-def mood_answer(analysis, recommendation, annotated: bytes | None, chosen_emotion: str | None) -> Answer:
+def mood_answer(
+    analysis: Analysis | None,
+    recommendation: Recommendation,
+    annotated: bytes | None,
+    chosen_emotion: str | None,
+) -> Answer:
     """The embed for a finished request: what was seen on the selfie (if any) and the music for it.
 
     `analysis` is None when the user only picked an emotion; `chosen_emotion` (from `/mood emotion:`)

@@ -16,12 +16,13 @@ import pytest
 from discord import app_commands
 from PIL import Image
 
-from bot.app import build_intents, create_bot
+from bot.app import build_intents, create_bot, serve
 from bot.cli import NO_TOKEN
 from bot.replies import BUSY, NO_FACE, SORRY, USAGE
 from bot.testing import InteractionDouble, LoopLagProbe, OfflineDiscord
 from moodring import EMOTIONS
 from moodring.cli import main
+from moodring.errors import MoodringError
 from moodring.settings import PROJECT_ROOT, Settings
 from recommender import Recommender
 
@@ -356,6 +357,16 @@ async def test_spotify_down_the_reply_still_has_five_tracks(start_bot, selfie, s
     assert len(_track_lines(down.kwargs["embed"])) == 5 and "view" not in down.kwargs
 
 
+async def test_mood_failing_before_it_runs_is_answered_politely(start_bot):
+    world = await start_bot()
+    cog = world.bot.get_cog("Mood")
+    interaction = InteractionDouble(world.users[0].id)
+    await cog.cog_app_command_error(interaction, app_commands.AppCommandError("options could not be read"))
+
+    [call] = interaction.calls
+    assert call.name == "send_message" and call.content == SORRY and call.kwargs["ephemeral"]
+
+
 # ---- set-up, intents, command line -----------------------------------------------------------
 
 
@@ -378,6 +389,14 @@ def test_intents_ask_for_message_content_only_for_channel_selfies(settings):
     assert with_channels.message_content and with_channels.guild_messages
     assert not dms_only.message_content and not dms_only.guild_messages and dms_only.dm_messages
     assert not with_channels.members and not with_channels.presences
+
+
+async def test_serve_ends_with_one_line_error_and_a_closed_bot_when_discord_refuses(pipeline, settings):
+    bot = create_bot(settings, *pipeline)
+    with pytest.raises(MoodringError) as failure:  # offline: Discord unreachable; online: token rejected
+        await serve(bot, "not-a-real-token")
+    assert "\n" not in str(failure.value)
+    assert bot.is_closed() and bot.work.closing
 
 
 def test_bot_command_without_token_prints_one_line_and_exits_2(monkeypatch, tmp_path, capsys):
