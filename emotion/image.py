@@ -3,7 +3,7 @@
 Every check that can be made from the header (size in bytes, format, pixel count) is made
 before any pixel is decoded, so a decompression bomb costs nothing. JPEGs are decoded at a
 reduced scale by libjpeg itself (`draft`), which makes a 12 MP photo about as cheap as a 3 MP
-one; everything else is downscaled once, right after decoding.
+one; then the picture is downscaled once, right after decoding.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -99,16 +100,22 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int)
         except Exception as exc:  # truncated data, bad Huffman tables, broken zlib streams...
             raise ImageError(f"cannot decode the image (truncated or corrupt): {_first_line(exc)}") from None
 
-    longest = max(upright.size)
-    if longest > max_side:
-        size = tuple(max(1, round(side * max_side / longest)) for side in upright.size)
-        upright = upright.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
     if transpose is not None:
         upright = upright.transpose(transpose)
         if orientation >= 5:
             width, height = height, width
-    return WorkingImage(np.asarray(upright), width, height)
+    return WorkingImage(_fit(np.asarray(upright), max_side), width, height)
+
+
+def _fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale so the longer side is at most `max_side`: bilinear below 2x (a JPEG draft leaves
+    at most that), area averaging beyond it, where bilinear would alias."""
+    factor = max(rgb.shape[:2]) / max_side
+    if factor <= 1:
+        return rgb
+    size = (max(1, round(rgb.shape[1] / factor)), max(1, round(rgb.shape[0] / factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if factor < 2 else cv2.INTER_AREA)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

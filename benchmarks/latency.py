@@ -1,0 +1,91 @@
+"""End-to-end latency, Moodring vs the `fer` package: image file bytes in, emotions out, same images, same run.
+
+Two JPEGs made from the public-domain astronaut photo (one face each): a 640x480 webcam-sized
+picture and a 12 MP (4000x3000) phone photo. Moodring is timed on `EmotionRecognizer.analyze`
+(decode, EXIF, downscale, detect, classify). `fer` is timed as its users run it, on the same
+bytes: `cv2.imdecode` then `FER().detect_emotions` with its defaults (Haar cascade, quantized
+TFLite model). Goal: p50 <= 25 ms at 640x480 on 2 cores, and >= 3x faster than `fer`.
+
+Extra install (benchmark only; `fer` is not a Moodring dependency):
+    pip install --no-deps fer && pip install "setuptools<82"   # fer imports pkg_resources
+
+Run: python benchmarks/latency.py [--runs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import time
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from emotion import EmotionRecognizer
+from moodring.settings import PROJECT_ROOT, Settings
+
+ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+
+
+def test_pictures() -> dict[str, bytes]:
+    """JPEG bytes of the astronaut as a 640x480 picture and as a 12 MP photo, face in the upper half."""
+    photo = Image.open(ASTRONAUT).convert("RGB")
+    pictures = {}
+    for name, (width, height) in {"640x480": (640, 480), "12 MP (4000x3000)": (4000, 3000)}.items():
+        square = photo.resize((width, width), Image.Resampling.BICUBIC)
+        out = io.BytesIO()
+        square.crop((0, 0, width, height)).save(out, format="JPEG", quality=90)
+        pictures[name] = out.getvalue()
+    return pictures
+
+
+def timings(run, data: bytes, runs: int, warm_up: int = 2) -> tuple[list[float], object]:
+    for _ in range(warm_up):
+        result = run(data)
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = run(data)
+        seconds.append(time.perf_counter() - start)
+    return seconds, result
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    values = np.array(seconds) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per picture for Moodring (default 50)")
+    parser.add_argument("--fer-runs", type=int, default=10, help="timed runs per picture for fer (default 10)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("fer").setLevel(logging.WARNING)
+
+    from fer.fer import FER
+
+    recognizer = EmotionRecognizer.from_settings(Settings.load())
+    fer_detector = FER()
+
+    def fer_analyze(data: bytes):
+        return fer_detector.detect_emotions(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+
+    print(f"{'picture':<20}{'library':<10}{'p50 ms':>9}{'p95 ms':>9}{'faces':>7}  emotion")
+    for name, data in test_pictures().items():
+        ours, analysis = timings(recognizer.analyze, data, args.runs)
+        theirs, found = timings(fer_analyze, data, args.fer_runs, warm_up=1)
+        ours_p50, ours_p95 = percentiles(ours)
+        fer_p50, fer_p95 = percentiles(theirs)
+        fer_emotion = max(found[0]["emotions"], key=found[0]["emotions"].get) if found else None
+        print(f"{name:<20}{'moodring':<10}{ours_p50:>9.1f}{ours_p95:>9.1f}{len(analysis.faces):>7}  {analysis.emotion}")
+        print(f"{'':<20}{'fer':<10}{fer_p50:>9.1f}{fer_p95:>9.1f}{len(found):>7}  {fer_emotion}")
+        print(f"{'':<20}speed-up at p50: {fer_p50 / ours_p50:.1f}x  (median of {args.runs} / {args.fer_runs} runs)")
+    print("\ngoal: p50 <= 25 ms at 640x480 on 2 cores, and >= 3x faster than fer")
+
+
+if __name__ == "__main__":
+    main()
