@@ -21,6 +21,8 @@ from moodring.errors import ModelError
 log = logging.getLogger(__name__)
 
 FACE_SIZE = 48
+_converted: dict[str, bytes] = {}
+"""In-memory conversions by the `.keras` file's SHA-256: a process converts each model once."""
 
 
 def _model_bytes(path: Path) -> tuple[bytes, str]:
@@ -33,25 +35,29 @@ def _model_bytes(path: Path) -> tuple[bytes, str]:
 
     exported = path.with_suffix(".tflite")
     sidecar = sidecar_path(exported)
+    digest = sha256_of(path)
     if exported.is_file() and sidecar.is_file():
         try:
             source_sha256 = json.loads(sidecar.read_text()).get("source_sha256")
         except (OSError, ValueError, AttributeError):
             source_sha256 = None
-        if source_sha256 == sha256_of(path):
+        if source_sha256 == digest:
             return exported.read_bytes(), str(exported)
         log.warning("%s was not exported from the current %s; converting in memory", exported, path.name)
-    else:
+    elif digest not in _converted:
         log.warning("no LiteRT export beside %s; converting in memory (run `python -m training.export`)", path)
-    from training.export import litert_bytes
-    from training.models import load_model
+    if digest not in _converted:
+        from training.export import litert_bytes
+        from training.models import load_model
 
-    try:
-        return litert_bytes(load_model(path)), f"{path} (converted at start-up)"
-    except ModelError:
-        raise
-    except Exception as exc:  # the converter's failures have no common base class
-        raise ModelError(f"cannot convert {path} to LiteRT: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        try:
+            _converted[digest] = litert_bytes(load_model(path))
+        except ModelError:
+            raise
+        except Exception as exc:  # the converter's failures have no common base class
+            message = f"cannot convert {path} to LiteRT: {type(exc).__name__}: {exc}".splitlines()[0]
+            raise ModelError(message) from None
+    return _converted[digest], f"{path} (converted at start-up)"
 
 
 class EmotionClassifier:
