@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.app import create_bot
@@ -58,7 +59,26 @@ async def run_idle(seconds: float) -> LoopLagProbe:
     return probe
 
 
-async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, events: int) -> dict[str, float]:
+@dataclass
+class Burst:
+    """What happened to every post of one or more bursts, pooled."""
+
+    kinds: Counter[str] = field(default_factory=Counter)  # served / busy / other / lost / double
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # post -> reply sent, served selfies
+    lags: list[float] = field(default_factory=list)  # event-loop timer lateness
+
+    def row(self) -> str:
+        kinds, lags = self.kinds, self.lags
+        return (
+            f"{kinds['served']:>6} {kinds['busy']:>4} {kinds['other']:>5} {kinds['lost']:>4} {kinds['double']:>6} | "
+            f"{kinds['served'] / self.seconds:>6.2f} {percentile(self.latencies, 50):>6.2f} "
+            f"{percentile(self.latencies, 95):>6.2f} | {percentile(lags, 50) * 1000:>6.1f}ms "
+            f"{percentile(lags, 99) * 1000:>6.1f}ms {max(lags, default=0.0) * 1000:>6.1f}ms"
+        )
+
+
+async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, events: int, into: Burst) -> None:
     """Fire `events` selfie posts at once at a fresh bot; measure until every handler has finished."""
     bot = create_bot(settings, recognizer, recommender)
     world = await OfflineDiscord.start(bot, channels=events, users=events)
@@ -71,28 +91,17 @@ async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, 
                 for user, channel, attachment in zip(world.users, world.channels, attachments, strict=True)
             ]
             await world.settle()
-            elapsed = time.perf_counter() - started
-        kinds: Counter[str] = Counter()
-        latencies = []
+            into.seconds += time.perf_counter() - started
+        into.lags += probe.lags
         for posted in posts:
             replies = world.replies_to(posted)
             if len(replies) != 1:
-                kinds["lost" if not replies else "double"] += 1
+                into.kinds["lost" if not replies else "double"] += 1
             elif replies[0].embeds:
-                kinds["served"] += 1
-                latencies.append(world.sent_at[replies[0].id] - started)
+                into.kinds["served"] += 1
+                into.latencies.append(world.sent_at[replies[0].id] - started)
             else:
-                kinds["busy" if replies[0].content == BUSY else "other"] += 1
-        return {
-            **{kind: kinds[kind] for kind in ("served", "busy", "other", "lost", "double")},
-            "seconds": elapsed,
-            "throughput": kinds["served"] / elapsed,
-            "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95),
-            "lag_p50": probe.percentile(50),
-            "lag_p99": probe.percentile(99),
-            "lag_max": max(probe.lags, default=0.0),
-        }
+                into.kinds["busy" if replies[0].content == BUSY else "other"] += 1
     finally:
         await world.close()
 
@@ -103,6 +112,7 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[os.cpu_count() or 1], help="worker thread counts to compare"
     )
+    parser.add_argument("--repeat", type=int, default=3, help="bursts per configuration, pooled (default 3)")
     args = parser.parse_args()
 
     from emotion import EmotionRecognizer
@@ -125,7 +135,7 @@ def main() -> int:
             f"one selfie's work, run directly (the loop stall per selfie without workers): "
             f"median {statistics.median(direct) * 1000:.0f} ms over {len(direct)} runs"
         )
-        print(f"{args.events} selfie posts fired at once; {os.cpu_count()} CPU(s)\n")
+        print(f"{args.events} selfie posts at once, {args.repeat} bursts per row (pooled); {os.cpu_count()} CPUs\n")
 
         header = (
             f"{'workers':>7} {'queue':>5} | {'served':>6} {'busy':>4} {'other':>5} {'lost':>4} {'double':>6} | "
@@ -133,24 +143,23 @@ def main() -> int:
         )
         print(header)
         print("-" * len(header))
-        idle = asyncio.run(run_idle(3.0))
+        idle = asyncio.run(run_idle(5.0))
         print(
             f"{'idle loop, no requests (baseline)':>58} | {idle.percentile(50) * 1000:>6.1f}ms "
             f"{idle.percentile(99) * 1000:>6.1f}ms {max(idle.lags, default=0.0) * 1000:>6.1f}ms"
         )
-        for workers in args.workers:
-            for queue_size in (Settings().queue_size, args.events):
+        queues = (Settings().queue_size, args.events)
+        configurations = [(workers, queue) for workers in args.workers for queue in queues]
+        pooled = {configuration: Burst() for configuration in configurations}
+        for _ in range(args.repeat):  # round-robin, so that a change in machine load touches every row alike
+            for workers, queue_size in configurations:
                 settings = _settings(base, workers, queue_size, scratch)
-                row = asyncio.run(run_burst(settings, recognizer, recommender, selfie, args.events))
-                print(
-                    f"{workers:>7} {queue_size:>5} | {row['served']:>6} {row['busy']:>4} {row['other']:>5} "
-                    f"{row['lost']:>4} {row['double']:>6} | {row['throughput']:>6.2f} {row['p50']:>6.2f} "
-                    f"{row['p95']:>6.2f} | {row['lag_p50'] * 1000:>6.1f}ms {row['lag_p99'] * 1000:>6.1f}ms "
-                    f"{row['lag_max'] * 1000:>6.1f}ms",
-                    flush=True,
-                )
+                burst = run_burst(settings, recognizer, recommender, selfie, args.events, pooled[workers, queue_size])
+                asyncio.run(burst)
+        for (workers, queue_size), burst in pooled.items():
+            print(f"{workers:>7} {queue_size:>5} | {burst.row()}")
         recommender.close()
-    print("\nreq/s: served selfies per second of the burst; p50/p95: post → reply sent, served selfies only.")
+    print("\nreq/s: served selfies per second of burst time; p50/p95: post → reply sent, served selfies only.")
     print("lag: how late a 5 ms timer fired on the event loop while the burst ran (goal: p99 <= 20 ms).")
     return 0
 
