@@ -14,7 +14,7 @@ from PIL import Image
 
 from emotion import EmotionRecognizer
 from moodring.cli import main
-from moodring.settings import PROJECT_ROOT
+from moodring.settings import PROJECT_ROOT, Settings
 from tests.test_emotion_image import bad_inputs
 
 ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
@@ -27,11 +27,28 @@ BAD_FILES = {
 }
 
 
+def pipeline_environ(shared_data: Path) -> dict[str, str]:
+    """Every setting `predict` reads, explicitly: a developer's .env must not change what is tested.
+
+    MOODRING_MODEL is kept if set, to try another model; otherwise the shipped one.
+    """
+    defaults = Settings()
+    return {
+        "MOODRING_DATA_DIR": str(shared_data),
+        "MOODRING_MODEL": os.environ.get("MOODRING_MODEL") or str(defaults.model),
+        "MOODRING_MAX_IMAGE_BYTES": str(defaults.max_image_bytes),
+        "MOODRING_MAX_IMAGE_PIXELS": str(defaults.max_image_pixels),
+        "MOODRING_WORKING_MAX_SIDE": str(defaults.working_max_side),
+        "MOODRING_TIGHT_CROP_MAX_SIDE": str(defaults.tight_crop_max_side),
+        "MOODRING_FACE_MIN_SCORE": str(defaults.face_min_score),
+        "MOODRING_FLIP_AVERAGE": str(defaults.flip_average),
+    }
+
+
 @pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_data: Path) -> None:
-    """The CLI reads the real environment: keep the developer's .env out, keep MOODRING_MODEL if set."""
-    monkeypatch.chdir(tmp_path)  # no .env here
-    monkeypatch.setenv("MOODRING_DATA_DIR", str(shared_data))
+def isolated_env(monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> None:
+    for name, value in pipeline_environ(shared_data).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -94,7 +111,7 @@ def test_annotate_needs_an_image_name_for_one_input(isolated_env: None, capsys: 
 
 
 def test_console_script_prints_json_lines_for_the_astronaut(tmp_path: Path, shared_data: Path) -> None:
-    env = {**os.environ, "MOODRING_DATA_DIR": str(shared_data)}
+    env = {**os.environ, **pipeline_environ(shared_data)}
     script = Path(sys.executable).with_name("moodring")
     done = subprocess.run(
         [str(script), "predict", str(ASTRONAUT), "--json"], capture_output=True, text=True, env=env, cwd=tmp_path
