@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--split", choices=SPLIT_CHOICES, default="PrivateTest")
     evaluate.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    evaluate.add_argument(
+        "--flip-average",
+        action=argparse.BooleanOptionalAction,
+        help="average each face with its mirror image, as the selfie pipeline does (default: MOODRING_FLIP_AVERAGE)",
+    )
     evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     evaluate.set_defaults(handler=run_evaluate)
 
@@ -90,7 +95,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     model_path = args.model_path or settings.model
     model = load_model(model_path)
-    metrics = evaluate(model, data.split(args.split), args.split)
+    flip_average = settings.flip_average if args.flip_average is None else args.flip_average
+    metrics = evaluate(model, data.split(args.split), args.split, flip_average)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))

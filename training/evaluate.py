@@ -17,10 +17,18 @@ from training.data import Split
 EVAL_BATCH = 256
 
 
-def predict_probabilities(model, images: np.ndarray) -> np.ndarray:
-    """Class probabilities for uint8 (N, 48, 48) faces, in batches that fit any machine."""
+def predict_probabilities(model, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
+    """Class probabilities for uint8 (N, 48, 48) faces, in batches that fit any machine.
+
+    `flip_average` averages each face with its mirror image, as the selfie pipeline does by default
+    (`MOODRING_FLIP_AVERAGE`), so `moodring evaluate` measures what the bot answers with.
+    """
     x = images[..., None].astype("float32") / 255.0
-    return np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
+    probabilities = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
+    if flip_average:
+        mirrored = np.asarray(model.predict(x[:, :, ::-1], batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
+        probabilities = (probabilities + mirrored) / 2
+    return probabilities
 
 
 def metrics_from_probabilities(probabilities: np.ndarray, labels: np.ndarray, split: str) -> dict:
@@ -57,9 +65,10 @@ def metrics_from_probabilities(probabilities: np.ndarray, labels: np.ndarray, sp
     }
 
 
-def evaluate(model, split: Split, split_name: str) -> dict:
+def evaluate(model, split: Split, split_name: str, flip_average: bool = False) -> dict:
     """Metrics of `model` on one FER2013 split."""
-    return metrics_from_probabilities(predict_probabilities(model, split.images), split.labels, split_name)
+    probabilities = predict_probabilities(model, split.images, flip_average)
+    return metrics_from_probabilities(probabilities, split.labels, split_name)
 
 
 def _pyplot():

@@ -83,27 +83,6 @@ def build_resnet50v2(
     return keras.Model(inputs, outputs, name="moodring_resnet50v2"), base
 
 
-@keras.saving.register_keras_serializable(package="moodring")
-class HorizontalFlip(layers.Layer):
-    """Mirror images left-right, always: the deterministic half of flip test-time augmentation."""
-
-    def call(self, inputs):
-        return keras.ops.flip(inputs, axis=2)
-
-
-def with_flip_averaging(model: keras.Model) -> keras.Model:
-    """Average the predictions for a face and its mirror image.
-
-    Faces are near-symmetric, so this cancels some of the model's left/right noise for the cost of a
-    second forward pass; the wrapper is a plain Keras model, so evaluation, the selfie pipeline and
-    a TFLite export all see the same thing.
-    """
-    inputs = keras.Input(model.input_shape[1:], name="face")
-    mirrored = HorizontalFlip(name="mirror")(inputs)
-    outputs = layers.Average(name="emotion")([model(inputs), model(mirrored)])
-    return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
-
-
 def load_model(path: str | Path) -> keras.Model:
     """Load a trained `.keras` model, checking it is a 48x48 7-way emotion classifier."""
     path = Path(path)
