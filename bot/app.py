@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 30.0
 """On shutdown, how long requests already admitted may take to finish and be answered."""
+GATEWAY_GRACE_SECONDS = 10.0
+"""After closing, how long the gateway task may take to end before it is cancelled."""
 
 
 class DiscordUnavailable(MoodringError):
@@ -135,11 +137,16 @@ async def serve(bot: MoodringBot, token: str) -> None:
             running = asyncio.create_task(bot.start(token), name="discord-gateway")
             stopping = asyncio.create_task(stop.wait(), name="shutdown-signal")
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if stopping.done():
-                log.info("shutting down: finishing admitted requests")
-                await bot.close()
             stopping.cancel()
-            await running
+            if running.done():
+                running.result()  # Discord ended the session: raise what it said, if anything
+                return
+            log.info("shutting down: finishing admitted requests")
+            await bot.close()
+            try:  # the gateway task ends once the bot is closed; do not wait on it forever
+                await asyncio.wait_for(running, GATEWAY_GRACE_SECONDS)
+            except Exception:
+                log.warning("the gateway did not end cleanly after shutdown", exc_info=True)
     except discord.LoginFailure:
         raise ConfigError("Discord rejected DISCORD_TOKEN; copy the token again from the Developer Portal") from None
     except discord.PrivilegedIntentsRequired:

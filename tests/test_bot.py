@@ -10,6 +10,7 @@ import asyncio
 import io
 import logging
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -262,16 +263,34 @@ async def test_direct_message_without_a_picture_gets_usage_help(start_bot):
     assert reply.content == USAGE
 
 
-async def test_shutdown_answers_admitted_requests_before_closing(start_bot, selfie):
+async def test_sigterm_finishes_admitted_requests_then_closes_everything(start_bot, selfie):
     world = await start_bot()
-    posted = world.post(world.users[0], [world.host.attachment(selfie, "me.jpg", "image/jpeg")])
-    while world.bot.work.in_flight == 0:  # wait until the request is admitted
-        await asyncio.sleep(0.001)
-    await world.bot.close()
+    bot = world.bot
+    connected = asyncio.Event()
+
+    async def gateway_session(token: str) -> None:  # Discord's gateway is out of reach: a session that
+        connected.set()  # lasts, like the real one, until the bot is closed
+        while not bot.is_closed():
+            await asyncio.sleep(0.01)
+
+    bot.start = gateway_session
+
+    async def post_then_terminate():
+        await connected.wait()
+        posted = world.post(world.users[0], [world.host.attachment(selfie, "me.jpg", "image/jpeg")])
+        while bot.work.in_flight == 0:  # admitted: downloading or analysing
+            await asyncio.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return posted
+
+    user = asyncio.create_task(post_then_terminate())
+    await serve(bot, "token")
+    posted = await user
     await world.settle()
 
     [reply] = world.replies_to(posted)
-    assert reply.embeds and world.bot.http_session.closed
+    assert reply.embeds
+    assert bot.is_closed() and bot.work.closing and bot.http_session.closed
 
 
 # ---- /mood -----------------------------------------------------------------------------------
