@@ -69,6 +69,7 @@ class Burst:
     lags: list[float] = field(default_factory=list)  # event-loop timer lateness
 
     def row(self) -> str:
+        """The table row: reply kinds, throughput, latency and loop-lag percentiles."""
         kinds, lags = self.kinds, self.lags
         return (
             f"{kinds['served']:>6} {kinds['busy']:>4} {kinds['other']:>5} {kinds['lost']:>4} {kinds['double']:>6} | "

@@ -91,6 +91,7 @@ class MoodringBot(commands.AutoShardedBot):
             log.info("synced %d application command(s) globally", len(synced))
 
     async def on_ready(self) -> None:
+        """Log the connection (called again after every reconnect)."""
         log.info("connected as %s to %d guild(s) on %s shard(s)", self.user, len(self.guilds), self.shard_count)
 
     async def close(self) -> None:

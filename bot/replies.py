@@ -178,7 +178,7 @@ class MessageReplies:
     def __init__(self, message: discord.Message) -> None:
         self.message = message
 
-    def working(self):
+    def working(self) -> AbstractAsyncContextManager[None]:
         return self.message.channel.typing()
 
     async def send(self, answer: Answer) -> None:

@@ -46,6 +46,7 @@ class AttachmentHost:
         self.base_url = ""
 
     async def start(self) -> None:
+        """Listen on a free 127.0.0.1 port."""
         app = web.Application()
         app.router.add_get("/attachments/{key}/{filename}", self._serve)
         self._runner = web.AppRunner(app, access_log=None)
@@ -56,6 +57,7 @@ class AttachmentHost:
         self.base_url = f"http://{host}:{port}"
 
     async def close(self) -> None:
+        """Stop listening (safe to call twice)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
