@@ -1,0 +1,45 @@
+"""Settings: every variable documented, bad values refused by name, secrets never shown."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from moodring.errors import ConfigError
+from moodring.settings import PROJECT_ROOT, Settings, env_names
+
+
+def test_env_example_documents_every_setting() -> None:
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (PROJECT_ROOT / ".env.example").read_text(), re.M))
+    assert set(env_names()) <= documented, set(env_names()) - documented
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MOODRING_WORKERS", "two", "MOODRING_WORKERS='two' is not valid"),
+        ("MOODRING_QUEUE_SIZE", "0", "MOODRING_QUEUE_SIZE must be positive"),
+        ("MOODRING_SELFIES_IN_CHANNELS", "maybe", "MOODRING_SELFIES_IN_CHANNELS='maybe' is not valid"),
+        ("MOODRING_COOLDOWN_SECONDS", "-1", "MOODRING_COOLDOWN_SECONDS must be >= 0"),
+    ],
+)
+def test_bad_values_are_one_line_errors_naming_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={name: value})
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_secrets_are_never_shown() -> None:
+    settings = Settings.load(environ={"DISCORD_TOKEN": "tok-123", "SPOTIPY_CLIENT_SECRET": "sec-456"})
+    assert settings.discord_token == "tok-123"
+    assert "tok-123" not in repr(settings) and "sec-456" not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"DISCORD_GUILD_ID": "not-a-number", "DISCORD_TOKEN": "tok-123"})
+    assert "tok-123" not in str(caught.value)
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.load(environ={})
+    assert settings.model.name == "moodring-cnn.keras" and settings.model.is_file()
+    assert settings.fer2013_path.name == "fer2013.csv.gz"
