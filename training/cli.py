@@ -21,6 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="default: 45 for cnn, 12 for resnet50v2")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument(
+        "--widths",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=(32, 64, 128, 256),
+        help="CNN filters per block, comma-separated (default: 32,64,128,256, the shipped model)",
+    )
     train.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
     train.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
     train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
@@ -71,6 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
         weights=weights,
         precision=args.precision,
         train_limit=args.limit,
+        cnn_widths=args.widths,
     )
     if args.run_dir:
         run_dir = args.run_dir
