@@ -151,6 +151,7 @@ def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["split"] == "PrivateTest" and metrics["n"] == 3589
+    assert 0.0 <= metrics["flip_average_accuracy"] <= 1.0 and 0.0 <= metrics["public_test_accuracy"] <= 1.0
     assert "PrivateTest accuracy" in result.stdout
 
 

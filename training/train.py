@@ -177,9 +177,11 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
 
 
 def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str) -> dict:
-    """PrivateTest metrics (with PublicTest accuracy beside them), curves and confusion matrix."""
+    """PrivateTest metrics (with PublicTest and flip-averaged accuracy beside them), curves and confusion matrix."""
     metrics = evaluate(model, data.test, "PrivateTest")
     metrics["public_test_accuracy"] = evaluate(model, data.val, "PublicTest")["accuracy"]
+    # What the selfie pipeline answers with by default (MOODRING_FLIP_AVERAGE): face and mirror averaged.
+    metrics["flip_average_accuracy"] = evaluate(model, data.test, "PrivateTest", flip_average=True)["accuracy"]
     time_file = run_dir / "train_time.json"
     if time_file.exists():
         metrics["train_seconds"] = json.loads(time_file.read_text())["seconds"]
