@@ -14,7 +14,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -48,7 +48,6 @@ class TrainConfig:
     input_size: int = 224  # ResNet50V2 only; the CNN works at FER's native 48x48
     weights: str | None = "imagenet"  # ResNet50V2 only: "imagenet", None, or a file
     frozen_epochs: int = 3  # ResNet50V2 only: train the head on a frozen base first
-    extra: dict = field(default_factory=dict)
 
 
 def resolve_precision(precision: str) -> str:
