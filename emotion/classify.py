@@ -28,7 +28,7 @@ _converted: dict[str, bytes] = {}
 def _model_bytes(path: Path) -> tuple[bytes, str]:
     """The LiteRT flatbuffer for `path` and a description of where it came from."""
     if not path.is_file():
-        raise ModelError(f"model file not found: {path} (train one with `moodring train`, or set MOODRING_MODEL)")
+        raise ModelError.not_found(path)
     if path.suffix == ".tflite":
         return path.read_bytes(), str(path)
     from training.export import sha256_of, sidecar_path

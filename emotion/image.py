@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from moodring.errors import MoodringError
+from moodring.errors import MoodringError, first_line
 
 SUPPORTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP"}
 SUPPORTED_FORMATS |= {"TIFF": "TIFF", "AVIF": "AVIF"}
@@ -74,9 +74,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int)
     except UnidentifiedImageError:
         raise ImageError(f"not an image, or not a format Moodring reads ({SUPPORTED_NAMES})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"refused as a possible decompression bomb: {_first_line(exc)}") from None
+        raise ImageError(f"refused as a possible decompression bomb: {first_line(exc)}") from None
     except Exception as exc:  # a malformed header can raise almost anything inside a Pillow plugin
-        raise ImageError(f"cannot read the image header: {_first_line(exc)}") from None
+        raise ImageError(f"cannot read the image header: {first_line(exc)}") from None
     with image:
         if image.format not in SUPPORTED_FORMATS:
             raise ImageError(f"unsupported image format {image.format}: send {SUPPORTED_NAMES}")
@@ -98,7 +98,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int)
             image.load()
             upright = _to_rgb(image)
         except Exception as exc:  # truncated data, bad Huffman tables, broken zlib streams...
-            raise ImageError(f"cannot decode the image (truncated or corrupt): {_first_line(exc)}") from None
+            raise ImageError(f"cannot decode the image (truncated or corrupt): {first_line(exc)}") from None
 
     transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
     if transpose is not None:
@@ -132,8 +132,3 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from moodring import EMOTIONS
-from moodring.errors import DataError
+from moodring.errors import DataError, first_line
 from recommender.ranking import notebook_order
 from recommender.strategies import MOODS, get_strategy
 
@@ -73,8 +73,7 @@ class SongTable:
         except FileNotFoundError:
             raise DataError(f"songs table not found: {path} (set MOODRING_SONGS)") from None
         except (OSError, ValueError, pd.errors.ParserError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"songs table {path} is not a readable csv: {first_line}") from None
+            raise DataError(f"songs table {path} is not a readable csv: {first_line(exc)}") from None
         return cls.from_frame(frame, str(path))
 
     @classmethod

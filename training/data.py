@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from moodring import EMOTIONS
-from moodring.errors import DataError
+from moodring.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         frame = pd.read_csv(path, dtype={"emotion": "Int64", "pixels": str, "Usage": str})
     except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {_first_line(exc)}; expected {CSV_LAYOUT}") from None
+        raise DataError(f"cannot read {path}: {first_line(exc)}; expected {CSV_LAYOUT}") from None
     missing = {"emotion", "pixels", "Usage"} - set(frame.columns)
     if missing:
         raise DataError(f"{path} lacks column(s) {', '.join(sorted(missing))}; expected {CSV_LAYOUT}")
@@ -135,7 +135,7 @@ def _load_folder(root: Path) -> Fer2013:
                         face = image.convert("L").resize((IMAGE_SIZE, IMAGE_SIZE))
                         images.append(np.asarray(face, dtype=np.uint8))
                 except (OSError, UnidentifiedImageError) as exc:
-                    raise DataError(f"cannot read image {file}: {_first_line(exc)}") from None
+                    raise DataError(f"cannot read image {file}: {first_line(exc)}") from None
                 labels.append(label)
                 usage.append(_folder_usage(part, file.name, index))
     if not labels:
@@ -158,8 +158,3 @@ def _from_arrays(images: np.ndarray, labels: np.ndarray, usage: np.ndarray) -> F
         return Split(images=images[mask], labels=labels[mask].astype(np.int64))
 
     return Fer2013(*(pick(name) for name in SPLITS))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

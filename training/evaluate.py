@@ -26,8 +26,7 @@ def predict_probabilities(model, images: np.ndarray, flip_average: bool = False)
     x = images[..., None].astype("float32") / 255.0
     probabilities = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
     if flip_average:
-        mirrored = np.asarray(model.predict(x[:, :, ::-1], batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
-        probabilities = (probabilities + mirrored) / 2
+        probabilities = (probabilities + predict_probabilities(model, images[:, :, ::-1])) / 2
     return probabilities
 
 

@@ -87,7 +87,7 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a trained `.keras` model, checking it is a 48x48 7-way emotion classifier."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"model file not found: {path} (train one with `moodring train`, or set MOODRING_MODEL)")
+        raise ModelError.not_found(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras wraps zip, h5 and deserialisation errors differently
