@@ -206,3 +206,52 @@ def test_load_model_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
     junk.write_text("not a model")
     with pytest.raises(ModelError, match="cannot load model"):
         load_model(junk)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
+def test_distillation_targets_blend_label_and_teacher(fer) -> None:
+    from training.evaluate import predict_probabilities
+    from training.models import load_model
+    from training.train import distillation_targets
+
+    faces = Split(fer.train.images[:64], fer.train.labels[:64])
+    teacher = predict_probabilities(load_model(DEFAULT_MODEL), faces.images, flip_average=True)
+    one_hot = np.eye(len(EMOTIONS))[faces.labels]
+    np.testing.assert_allclose(distillation_targets(faces, str(DEFAULT_MODEL), 0.0), one_hot)
+    np.testing.assert_allclose(distillation_targets(faces, str(DEFAULT_MODEL), 1.0), teacher, atol=1e-6)
+    blended = distillation_targets(faces, str(DEFAULT_MODEL), 0.7)
+    np.testing.assert_allclose(blended, 0.3 * one_hot + 0.7 * teacher, atol=1e-6)
+    np.testing.assert_allclose(blended.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
+def test_train_cli_distils_from_a_teacher(tmp_path: Path) -> None:
+    run_dir = tmp_path / "student"
+    result = run_cli(
+        "train", "--limit", "128", "--epochs", "1", "--teacher", str(DEFAULT_MODEL), "--run-dir", str(run_dir)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["teacher"] == str(DEFAULT_MODEL) and config["distill_weight"] == 0.7
+    assert (run_dir / "model.keras").is_file()
+
+    missing = run_cli("train", "--limit", "128", "--epochs", "1", "--teacher", str(tmp_path / "nope.keras"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "nope.keras" in missing.stderr
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
+def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, fer) -> None:
+    from training.evaluate import predict_probabilities
+    from training.models import load_model
+
+    out = tmp_path / "ensemble.keras"
+    result = run_cli("ensemble", str(DEFAULT_MODEL), str(DEFAULT_MODEL), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ensemble of 2" in result.stdout and "PublicTest accuracy" in result.stdout
+    faces = fer.val.images[:256]
+    single = predict_probabilities(load_model(DEFAULT_MODEL), faces)
+    np.testing.assert_allclose(predict_probabilities(load_model(out), faces), single, atol=1e-5)
+
+    bad = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(tmp_path / "ensemble.h5"))
+    assert bad.returncode == 2 and "--out must end in .keras" in bad.stderr

@@ -30,12 +30,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
     train.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
     train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    train.add_argument(
+        "--seed", type=int, default=1337, help="weights, shuffling and augmentation; vary it for ensemble members"
+    )
+    train.add_argument("--teacher", type=Path, help="distil from this trained .keras model or ensemble")
+    train.add_argument(
+        "--distill-weight", type=float, default=0.7, help="share of the teacher's probabilities in the targets"
+    )
     train.add_argument("--limit", type=int, help="train on the first N faces only (smoke tests)")
     train.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-<time>)")
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --run-dir (default: the newest run of --model)"
     )
     train.set_defaults(handler=run_train)
+
+    ensemble = subparsers.add_parser(
+        "ensemble", help="average trained models into one model file, and compare them on PublicTest"
+    )
+    ensemble.add_argument("members", nargs="+", type=Path, metavar="MODEL", help="trained .keras models")
+    ensemble.add_argument("--out", type=Path, required=True, help="where to save the ensemble (.keras)")
+    ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
+    ensemble.set_defaults(handler=run_ensemble)
 
     evaluate = subparsers.add_parser("evaluate", help="measure a model on a FER2013 split")
     evaluate.add_argument(
@@ -63,6 +78,8 @@ def _newest_run(runs_dir: Path, model: str) -> Path:
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `moodring train`."""
     settings = Settings.load()
+    if args.teacher and not args.teacher.is_file():  # before TensorFlow starts and logs
+        raise ConfigError(f"--teacher {args.teacher}: no such model file")
     from training.data import load_fer2013
     from training.train import TrainConfig, train
 
@@ -78,6 +95,9 @@ def run_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         train_limit=args.limit,
         cnn_widths=args.widths,
+        seed=args.seed,
+        teacher=str(args.teacher) if args.teacher else None,
+        distill_weight=args.distill_weight,
     )
     if args.run_dir:
         run_dir = args.run_dir
@@ -89,6 +109,32 @@ def run_train(args: argparse.Namespace) -> int:
     train(config, data, run_dir, resume=args.resume)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     print(f"{run_dir}: PrivateTest accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}")
+    return 0
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    """Handler of `moodring ensemble`: PublicTest only, so PrivateTest stays unseen until the final report."""
+    settings = Settings.load()
+    from training.data import load_fer2013
+    from training.evaluate import evaluate
+    from training.models import build_ensemble, load_model
+
+    if args.out.suffix != ".keras":
+        raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
+    members = [load_model(path) for path in args.members]
+    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
+    flip_average = settings.flip_average  # as the selfie pipeline will run it
+    for path, member in zip(args.members, members, strict=True):
+        accuracy = evaluate(member, data.val, "PublicTest", flip_average)["accuracy"]
+        print(f"{path}: PublicTest accuracy {accuracy:.4f}")
+    model = build_ensemble(members)
+    accuracy = evaluate(model, data.val, "PublicTest", flip_average)["accuracy"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.out)
+    print(
+        f"{args.out}: ensemble of {len(members)}, {model.count_params():,} parameters, "
+        f"PublicTest accuracy {accuracy:.4f}"
+    )
     return 0
 
 

@@ -83,6 +83,22 @@ def build_resnet50v2(
     return keras.Model(inputs, outputs, name="moodring_resnet50v2"), base
 
 
+def build_ensemble(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of its members' probabilities.
+
+    Independently trained nets make different mistakes, so their average is more accurate than
+    any of them; as one model it loads, evaluates and exports to LiteRT like a single net.
+    """
+    if not members:
+        raise ModelError("an ensemble needs at least one member model")
+    inputs = keras.Input((48, 48, 1), name="face")
+    # Members keep their own layers; each gets a distinct name so the ensemble can be saved.
+    renamed = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(members)]
+    outputs = [member(inputs) for member in renamed]
+    averaged = outputs[0] if len(outputs) == 1 else layers.Average(name="emotion")(outputs)
+    return keras.Model(inputs, averaged, name="moodring_ensemble")
+
+
 def load_model(path: str | Path) -> keras.Model:
     """Load a trained `.keras` model, checking it is a 48x48 7-way emotion classifier."""
     path = Path(path)

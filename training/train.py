@@ -48,6 +48,8 @@ class TrainConfig:
     input_size: int = 224  # ResNet50V2 only; the CNN works at FER's native 48x48
     weights: str | None = "imagenet"  # ResNet50V2 only: "imagenet", None, or a file
     frozen_epochs: int = 3  # ResNet50V2 only: train the head on a frozen base first
+    teacher: str | None = None  # a trained .keras model (or ensemble) to distil from
+    distill_weight: float = 0.7  # share of the teacher's probabilities in each training target
 
 
 def resolve_precision(precision: str) -> str:
@@ -78,11 +80,16 @@ def augmentation(seed: int) -> keras.Sequential:
 
 
 def make_dataset(
-    split: Split, batch_size: int, shuffle: bool = False, augment: keras.Sequential | None = None, seed: int = 0
+    split: Split,
+    batch_size: int,
+    shuffle: bool = False,
+    augment: keras.Sequential | None = None,
+    seed: int = 0,
+    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Faces as float32 in [0, 1] with one-hot labels; augmentation runs per batch, on-graph."""
+    """Faces as float32 in [0, 1] with one-hot labels (or the given soft `targets`); augmentation on-graph."""
     images = split.images[..., None]
-    labels = keras.utils.to_categorical(split.labels, len(EMOTIONS)).astype("float32")
+    labels = keras.utils.to_categorical(split.labels, len(EMOTIONS)).astype("float32") if targets is None else targets
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -90,6 +97,23 @@ def make_dataset(
     if augment is not None:
         dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def distillation_targets(split: Split, teacher_path: str, weight: float) -> np.ndarray:
+    """Training targets that blend the true label with a teacher's flip-averaged probabilities.
+
+    The teacher's probabilities say which emotions a face resembles (fear looks like surprise),
+    which a one-hot label cannot; a small student learns more from them. They are computed once,
+    on the un-augmented faces (offline distillation), so training costs no teacher passes.
+    """
+    from training.models import load_model
+
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"--distill-weight must be between 0 and 1, not {weight}")
+    teacher = load_model(teacher_path)
+    soft = predict_probabilities(teacher, split.images, flip_average=True)
+    hard = keras.utils.to_categorical(split.labels, len(EMOTIONS))
+    return ((1.0 - weight) * hard + weight * soft).astype("float32")
 
 
 def build(config: TrainConfig) -> tuple[keras.Model, keras.Model | None]:
@@ -137,8 +161,16 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     train_split = data.train
     if config.train_limit:
         train_split = Split(train_split.images[: config.train_limit], train_split.labels[: config.train_limit])
+    targets = None
+    if config.teacher:
+        targets = distillation_targets(train_split, config.teacher, config.distill_weight)
     train_ds = make_dataset(
-        train_split, config.batch_size, shuffle=True, augment=augmentation(config.seed), seed=config.seed
+        train_split,
+        config.batch_size,
+        shuffle=True,
+        augment=augmentation(config.seed),
+        seed=config.seed,
+        targets=targets,
     )
     val_ds = make_dataset(data.val, config.batch_size)
     steps = int(np.ceil(len(train_split) / config.batch_size))
