@@ -124,7 +124,7 @@ def main() -> int:
         scratch = Path(scratch_dir)
         os.chdir(scratch)  # dpytest stores the files the bot uploads in the working directory
         base = _settings(Settings.load(), 1, 1, scratch)
-        recognizer = EmotionRecognizer.from_settings(base)
+        recognizer = EmotionRecognizer.from_settings(base)  # one call alone: all cores
         recommender = Recommender.from_settings(base)
         compute_mood(recognizer, recommender, selfie, None, None, 0)  # warm-up: first model call traces the graph
         direct = []
@@ -152,10 +152,14 @@ def main() -> int:
         queues = (Settings().queue_size, args.events)
         configurations = [(workers, queue) for workers in args.workers for queue in queues]
         pooled = {configuration: Burst() for configuration in configurations}
+        # As the bot builds it: the cores shared out between the worker threads.
+        pool_recognizers = {w: EmotionRecognizer.from_settings(base, concurrent_calls=w) for w in args.workers}
         for _ in range(args.repeat):  # round-robin, so that a change in machine load touches every row alike
             for workers, queue_size in configurations:
                 settings = _settings(base, workers, queue_size, scratch)
-                burst = run_burst(settings, recognizer, recommender, selfie, args.events, pooled[workers, queue_size])
+                burst = run_burst(
+                    settings, pool_recognizers[workers], recommender, selfie, args.events, pooled[workers, queue_size]
+                )
                 asyncio.run(burst)
         for (workers, queue_size), burst in pooled.items():
             print(f"{workers:>7} {queue_size:>5} | {burst.row()}")

@@ -118,7 +118,7 @@ def create_bot(
     if recognizer is None:
         from emotion import EmotionRecognizer
 
-        recognizer = EmotionRecognizer.from_settings(settings)
+        recognizer = EmotionRecognizer.from_settings(settings, concurrent_calls=settings.workers)
     owns_recommender = recommender is None
     if owns_recommender:
         from recommender import Recommender

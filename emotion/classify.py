@@ -63,8 +63,9 @@ def _model_bytes(path: Path) -> tuple[bytes, str]:
 class EmotionClassifier:
     """48x48 grayscale faces -> probabilities over `moodring.EMOTIONS`. Thread-safe (one interpreter per thread)."""
 
-    def __init__(self, model: bytes, source: str) -> None:
+    def __init__(self, model: bytes, source: str, threads: int = 1) -> None:
         self.source = source
+        self.threads = threads
         self._model = model
         self._local = threading.local()
         interpreter = self._interpreter()  # a broken model fails at start-up, not on the first selfie
@@ -74,15 +75,15 @@ class EmotionClassifier:
             raise ModelError(f"{source} is not a Moodring emotion model: input {shape}, {classes} classes")
 
     @classmethod
-    def load(cls, path: Path) -> EmotionClassifier:
+    def load(cls, path: Path, threads: int = 1) -> EmotionClassifier:
         """The classifier for a `.keras` or `.tflite` model file; `ModelError` if it cannot be used."""
         model, source = _model_bytes(Path(path))
-        return cls(model, source)
+        return cls(model, source, threads)
 
     def _interpreter(self):
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
-            interpreter = self._local.interpreter = new_interpreter(self._model, self.source)
+            interpreter = self._local.interpreter = new_interpreter(self._model, self.source, self.threads)
             self._local.batch = int(interpreter.get_input_details()[0]["shape"][0])
         return interpreter
 

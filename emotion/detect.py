@@ -83,11 +83,12 @@ def _anchors(variant: _Variant) -> np.ndarray:
 class BlazeFaceDetector:
     """Finds faces in an RGB image. Thread-safe: each thread gets its own interpreter."""
 
-    def __init__(self, variant: str = "short", min_score: float = MIN_SCORE) -> None:
+    def __init__(self, variant: str = "short", min_score: float = MIN_SCORE, threads: int = 1) -> None:
         if variant not in VARIANTS:
             raise ModelError(f"unknown face detector variant {variant!r}: choose one of {', '.join(VARIANTS)}")
         self.variant = VARIANTS[variant]
         self.min_score = min_score
+        self.threads = threads
         self._model = (DATA_DIR / self.variant.file).read_bytes()
         self._anchors = _anchors(self.variant)
         self._local = threading.local()
@@ -96,7 +97,7 @@ class BlazeFaceDetector:
     def _interpreter(self):
         interpreter = getattr(self._local, "interpreter", None)
         if interpreter is None:
-            interpreter = self._local.interpreter = new_interpreter(self._model, self.variant.file)
+            interpreter = self._local.interpreter = new_interpreter(self._model, self.variant.file, self.threads)
             outputs = interpreter.get_output_details()
             by_width = {detail["shape"][-1]: detail["index"] for detail in outputs}
             self._local.indices = (interpreter.get_input_details()[0]["index"], by_width[16], by_width[1])
@@ -150,8 +151,8 @@ class FaceDetector:
     faces under ~120 px that the short-range one misses (benchmarks/face_detectors.py).
     """
 
-    def __init__(self, min_score: float = MIN_SCORE) -> None:
-        self.models = [BlazeFaceDetector("short", min_score), BlazeFaceDetector("full", min_score)]
+    def __init__(self, min_score: float = MIN_SCORE, threads: int = 1) -> None:
+        self.models = [BlazeFaceDetector("short", min_score, threads), BlazeFaceDetector("full", min_score, threads)]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an (H, W, 3) uint8 image, best first; a face both models see is reported once."""

@@ -28,8 +28,8 @@ def _stderr_silenced():
         os.close(devnull)
 
 
-def new_interpreter(model: bytes, source: str):
-    """A ready LiteRT interpreter (XNNPACK, one thread) for a flatbuffer; `ModelError` if it is not one.
+def new_interpreter(model: bytes, source: str, threads: int = 1):
+    """A ready LiteRT interpreter (XNNPACK, `threads` threads) for a flatbuffer; `ModelError` if it is not one.
 
     LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per process, on
     the first interpreter's allocation; that one is made with stderr silenced, so `moodring predict`
@@ -40,7 +40,7 @@ def new_interpreter(model: bytes, source: str):
 
     def create():
         try:
-            interpreter = Interpreter(model_content=model, num_threads=1)
+            interpreter = Interpreter(model_content=model, num_threads=threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{source} is not a usable LiteRT model: {str(exc).splitlines()[0]}") from None

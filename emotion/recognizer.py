@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -73,11 +74,17 @@ class EmotionRecognizer:
         self.flip_average = flip_average
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EmotionRecognizer:
-        """The recognizer for `settings.model` and the image limits; `ModelError` if the model is unusable."""
+    def from_settings(cls, settings: Settings, concurrent_calls: int = 1) -> EmotionRecognizer:
+        """The recognizer for `settings.model` and the image limits; `ModelError` if the model is unusable.
+
+        `concurrent_calls` is how many `analyze` calls will run at once (the bot's worker threads):
+        the cores are shared out between them, so one call alone uses them all and a busy pool
+        does not oversubscribe them.
+        """
+        threads = max(1, (os.cpu_count() or 1) // max(1, concurrent_calls))
         return cls(
-            FaceDetector(settings.face_min_score),
-            EmotionClassifier.load(settings.model),
+            FaceDetector(settings.face_min_score, threads),
+            EmotionClassifier.load(settings.model, threads),
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
             working_max_side=settings.working_max_side,

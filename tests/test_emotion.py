@@ -129,6 +129,20 @@ def test_recognizer_is_thread_safe(recognizer: EmotionRecognizer, astronaut: Ima
     assert results == expected * 8
 
 
+def test_cores_are_shared_out_between_concurrent_calls(
+    recognizer: EmotionRecognizer, shared_data: Path, astronaut: Image.Image
+) -> None:
+    cores = os.cpu_count() or 1
+    assert recognizer.classifier.threads == cores  # one call at a time: every core for it
+    pooled = EmotionRecognizer.from_settings(model_settings(shared_data), concurrent_calls=cores)
+    assert pooled.classifier.threads == 1 and all(model.threads == 1 for model in pooled.detector.models)
+    picture = jpeg(astronaut)
+    alone, shared = recognizer.analyze(picture), pooled.analyze(picture)
+    assert [face.box for face in shared.faces] == [face.box for face in alone.faces]
+    for ours, theirs in zip(shared.faces, alone.faces, strict=True):
+        assert ours.scores == pytest.approx(theirs.scores, abs=1e-5)
+
+
 def test_bad_bytes_raise_image_error(recognizer: EmotionRecognizer) -> None:
     with pytest.raises(ImageError, match="not an image"):
         recognizer.analyze(b"GIF? no, a text file\n")
