@@ -28,15 +28,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="OUT",
         help="also save the picture with boxes and labels to OUT (.png, .jpg or .webp); "
-        "with several pictures OUT is a folder, and each is saved there as <name>.annotated.png",
+        "with several pictures OUT is a folder, and each is saved there as <name>.annotated.png "
+        "(<name>-2.annotated.png and so on when two pictures share a name)",
     )
     predict.set_defaults(handler=run_predict)
 
 
-def _annotation_target(out: Path, image: Path, several: bool) -> tuple[Path, str]:
-    if several:
-        return out / f"{image.stem}.annotated.png", "PNG"
-    return out, ANNOTATION_FORMATS[out.suffix.lower()]
+def _annotation_target(out: Path, image: Path, several: bool, taken: set[Path]) -> tuple[Path, str]:
+    """Where to save a picture's annotated copy; pictures from different folders never overwrite each other."""
+    if not several:
+        return out, ANNOTATION_FORMATS[out.suffix.lower()]
+    target, copy = out / f"{image.stem}.annotated.png", 1
+    while target in taken:
+        copy += 1
+        target = out / f"{image.stem}-{copy}.annotated.png"
+    taken.add(target)
+    return target, "PNG"
 
 
 def _read(path: Path, max_bytes: int) -> bytes:
@@ -74,12 +81,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
     recognizer = EmotionRecognizer.from_settings(settings)
     failures = 0
+    annotated: set[Path] = set()
     for path in args.images:
         try:
             data = _read(path, settings.max_image_bytes)
             analysis = recognizer.analyze(data)
             if args.annotate is not None:
-                target, image_format = _annotation_target(args.annotate, path, several)
+                target, image_format = _annotation_target(args.annotate, path, several, annotated)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(annotate(data, analysis, format=image_format))
         except (OSError, MoodringError) as exc:

@@ -105,6 +105,19 @@ def test_all_good_inputs_exit_zero_and_annotate_into_a_folder(
     assert (tmp_path / "out" / "blank.annotated.png").is_file()
 
 
+def test_pictures_sharing_a_name_get_separate_annotations(
+    isolated_env: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    colours = {"a": "white", "b": "black"}
+    for folder, colour in colours.items():
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (320, 240), colour).save(tmp_path / folder / "photo.png")
+    pictures = [str(tmp_path / folder / "photo.png") for folder in colours]
+    assert main(["predict", *pictures, "--annotate", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    first, second = (Image.open(tmp_path / "out" / name) for name in ("photo.annotated.png", "photo-2.annotated.png"))
+    assert first.getpixel((5, 5))[:3] == (255, 255, 255) and second.getpixel((5, 5))[:3] == (0, 0, 0)
+
+
 def test_annotate_needs_an_image_name_for_one_input(isolated_env: None, capsys: pytest.CaptureFixture) -> None:
     assert main(["predict", str(ASTRONAUT), "--annotate", "out.txt"]) == 2
     assert "use a .png, .jpg or .webp" in capsys.readouterr().err
