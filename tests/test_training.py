@@ -255,3 +255,17 @@ def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, 
 
     bad = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(tmp_path / "ensemble.h5"))
     assert bad.returncode == 2 and "--out must end in .keras" in bad.stderr
+
+
+def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:
+    import keras
+
+    from training.models import build_cnn, build_ensemble
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        checkpoint = build_cnn(widths=(8, 8, 8, 8))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(ModelError, match="use a run's float32 model.keras"):
+        build_ensemble([build_cnn(widths=(8, 8, 8, 8)), checkpoint])

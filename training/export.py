@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4
 """Largest difference in any class probability between Keras and LiteRT that we accept."""
-CHECK_FACES = 1024
+RANDOM_FACES = 1024
+"""How many random images to check on when FER2013 is unavailable."""
 
 
 def sha256_of(path: Path) -> str:
@@ -85,19 +86,22 @@ def compare(keras_probs: np.ndarray, litert_probs: np.ndarray) -> dict:
     }
 
 
-def check_faces(limit: int = CHECK_FACES) -> tuple[np.ndarray, str]:
-    """Real PublicTest faces as floats in [0, 1] (random pixels only if FER2013 is unavailable)."""
+def check_faces() -> tuple[np.ndarray, str]:
+    """All PrivateTest faces as floats in [0, 1]: the export must answer as the reported model does.
+
+    Random pixels stand in only if FER2013 is unavailable.
+    """
     from moodring.settings import Settings
     from training.data import load_fer2013
 
     settings = Settings.load()
     try:
-        faces = load_fer2013(settings.fer2013_path, cache_dir=settings.cache_dir).val.images[:limit]
-        source = f"FER2013 PublicTest (first {len(faces)})"
+        faces = load_fer2013(settings.fer2013_path, cache_dir=settings.cache_dir).test.images
+        source = f"FER2013 PrivateTest ({len(faces)} faces)"
     except DataError as exc:
         log.warning("checking the export on random pixels: %s", exc)
-        faces = np.random.default_rng(0).integers(0, 256, size=(limit, 48, 48), dtype=np.uint8)
-        source = f"{limit} random images"
+        faces = np.random.default_rng(0).integers(0, 256, size=(RANDOM_FACES, 48, 48), dtype=np.uint8)
+        source = f"{RANDOM_FACES} random images"
     return faces[..., np.newaxis].astype(np.float32) / 255.0, source
 
 

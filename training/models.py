@@ -91,6 +91,13 @@ def build_ensemble(members: list[keras.Model]) -> keras.Model:
     """
     if not members:
         raise ModelError("an ensemble needs at least one member model")
+    for member in members:
+        policies = {layer.dtype_policy.name for layer in member.layers} - {"float32"}
+        if policies:  # LiteRT's built-in ops are float32: a bf16 layer would need TensorFlow's Flex delegate
+            raise ModelError(
+                f"{member.name} has {', '.join(sorted(policies))} layers: use a run's float32 model.keras, "
+                "not best.keras"
+            )
     inputs = keras.Input((48, 48, 1), name="face")
     # Members keep their own layers; each gets a distinct name so the ensemble can be saved.
     renamed = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(members)]
