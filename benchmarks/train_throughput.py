@@ -1,4 +1,4 @@
-"""Training throughput of candidate CNN widths, to choose the architecture by CPU cost.
+"""Training throughput of candidate CNN widths and ResNet50V2 input sizes, to choose by CPU cost.
 
 Run it twice to compare oneDNN and precision settings side by side (TensorFlow reads the
 oneDNN switch once, at import):
@@ -8,6 +8,8 @@ oneDNN switch once, at import):
     TF_ENABLE_ONEDNN_OPTS=1 python benchmarks/train_throughput.py --precision bf16
 
 Prints images per second and the minutes one FER2013 epoch (28,709 faces) would take.
+`--resnet-sizes 48 64 96` adds ResNet50V2 (from scratch, whole net trained) at those input sides;
+`--widths` chooses the CNNs (e.g. `--widths` alone measures none).
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument(
+        "--widths",
+        nargs="*",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=list(CANDIDATES),
+        help="CNN widths to measure, e.g. 32,64,128,256 (default: all three candidates)",
+    )
+    parser.add_argument("--resnet-sizes", nargs="*", type=int, default=[], help="ResNet50V2 input sides")
     args = parser.parse_args()
 
     import keras
     import numpy as np
 
-    from training.models import build_cnn
+    from training.models import build_cnn, build_resnet50v2
 
     if args.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -39,15 +49,20 @@ def main() -> None:
     faces = rng.random((64 * args.batches, 48, 48, 1), dtype=np.float32)
     labels = keras.utils.to_categorical(rng.integers(0, 7, len(faces)), 7)
     print(f"oneDNN={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} precision={args.precision}")
-    for widths in CANDIDATES:
-        model = build_cnn(widths=widths)
+    candidates = [(f"cnn widths={widths}", lambda w=widths: build_cnn(widths=w)) for widths in args.widths]
+    candidates += [
+        (f"resnet50v2 {size}x{size}", lambda s=size: build_resnet50v2(input_size=s, weights=None)[0])
+        for size in args.resnet_sizes
+    ]
+    for name, build in candidates:
+        model = build()
         model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
         model.fit(faces[:640], labels[:640], batch_size=64, epochs=1, verbose=0)  # warm-up, tracing
         started = time.perf_counter()
         model.fit(faces, labels, batch_size=64, epochs=1, verbose=0)
         rate = len(faces) / (time.perf_counter() - started)
         print(
-            f"widths={widths} params={model.count_params() / 1e6:.2f}M "
+            f"{name} params={model.count_params() / 1e6:.2f}M "
             f"{rate:.0f} img/s, {TRAIN_FACES / rate / 60:.1f} min per epoch"
         )
 
