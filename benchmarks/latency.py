@@ -9,7 +9,8 @@ TFLite model). Goal: p50 <= 25 ms at 640x480 on 2 cores, and >= 3x faster than `
 Extra install (benchmark only; `fer` is not a Moodring dependency):
     pip install --no-deps fer && pip install "setuptools<82"   # fer imports pkg_resources
 
-Run: python benchmarks/latency.py [--runs 50]
+Run: python benchmarks/latency.py [--runs 50] [--model A.tflite --model B.keras ...]
+(`--model` compares candidate emotion models in the same run; default: the shipped one.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -66,36 +69,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="timed runs per picture for Moodring (default 50)")
     parser.add_argument("--fer-runs", type=int, default=10, help="timed runs per picture for fer (default 10)")
+    parser.add_argument(
+        "--model", type=Path, action="append", help="emotion model to time (repeatable; default: MOODRING_MODEL)"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("fer").setLevel(logging.WARNING)
 
     from fer.fer import FER
 
-    recognizer = EmotionRecognizer.from_settings(Settings.load())
+    settings = Settings.load()
+    models = args.model or [settings.model]
+    recognizers = {path: EmotionRecognizer.from_settings(replace(settings, model=path)) for path in models}
     fer_detector = FER()
 
     def fer_analyze(data: bytes):
         return fer_detector.detect_emotions(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
-    print(f"{'picture':<20}{'library':<10}{'p50 ms':>9}{'p95 ms':>9}{'CPU p50 ms':>12}{'faces':>7}  emotion")
+    print(f"{'picture':<20}{'model':<22}{'p50 ms':>9}{'p95 ms':>9}{'CPU p50 ms':>12}{'faces':>7}  emotion")
     for name, data in test_pictures().items():
-        ours, ours_cpu, analysis = timings(recognizer.analyze, data, args.runs)
         theirs, theirs_cpu, found = timings(fer_analyze, data, args.fer_runs, warm_up=1)
-        ours_p50, ours_p95 = percentiles(ours)
         fer_p50, fer_p95 = percentiles(theirs)
-        ours_cpu_p50, fer_cpu_p50 = percentiles(ours_cpu)[0], percentiles(theirs_cpu)[0]
+        fer_cpu_p50 = percentiles(theirs_cpu)[0]
         fer_emotion = max(found[0]["emotions"], key=found[0]["emotions"].get) if found else None
-        print(
-            f"{name:<20}{'moodring':<10}{ours_p50:>9.1f}{ours_p95:>9.1f}{ours_cpu_p50:>12.1f}"
-            f"{len(analysis.faces):>7}  {analysis.emotion}"
-        )
-        print(f"{'':<20}{'fer':<10}{fer_p50:>9.1f}{fer_p95:>9.1f}{fer_cpu_p50:>12.1f}{len(found):>7}  {fer_emotion}")
-        print(
-            f"{'':<20}speed-up at p50: {fer_p50 / ours_p50:.1f}x wall, {fer_cpu_p50 / ours_cpu_p50:.1f}x CPU "
-            f"(median of {args.runs} / {args.fer_runs} runs)"
-        )
+        print(f"{name:<20}{'fer':<22}{fer_p50:>9.1f}{fer_p95:>9.1f}{fer_cpu_p50:>12.1f}{len(found):>7}  {fer_emotion}")
+        for path, recognizer in recognizers.items():
+            ours, ours_cpu, analysis = timings(recognizer.analyze, data, args.runs)
+            ours_p50, ours_p95 = percentiles(ours)
+            ours_cpu_p50 = percentiles(ours_cpu)[0]
+            label = "moodring" if len(models) == 1 else Path(path).name
+            print(
+                f"{'':<20}{label:<22}{ours_p50:>9.1f}{ours_p95:>9.1f}{ours_cpu_p50:>12.1f}"
+                f"{len(analysis.faces):>7}  {analysis.emotion}   "
+                f"speed-up at p50: {fer_p50 / ours_p50:.1f}x wall, {fer_cpu_p50 / ours_cpu_p50:.1f}x CPU"
+            )
+    print(f"(median of {args.runs} runs per model, {args.fer_runs} for fer)")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print("\ngoal: p50 <= 25 ms at 640x480 on 2 cores, and >= 3x faster than fer")
 
