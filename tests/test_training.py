@@ -245,16 +245,27 @@ def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, 
     from training.evaluate import predict_probabilities
     from training.models import load_model
 
-    out = tmp_path / "ensemble.keras"
-    result = run_cli("ensemble", str(DEFAULT_MODEL), str(DEFAULT_MODEL), "--out", str(out))
+    members = []
+    for run in ("run-a", "run-b"):  # two run folders, as `moodring train` leaves them
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "model.keras").write_bytes(DEFAULT_MODEL.read_bytes())
+        (tmp_path / run / "history.csv").write_text(
+            "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.3,1.8,0.35,1.7\n1,0.5,1.4,0.5,1.3\n"
+        )
+        members.append(str(tmp_path / run / "model.keras"))
+    out, curves = tmp_path / "ensemble.keras", tmp_path / "curves.png"
+    result = run_cli("ensemble", *members, "--out", str(out), "--curves", str(curves))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ensemble of 2" in result.stdout and "PublicTest accuracy" in result.stdout
+    assert curves.stat().st_size > 10_000
     faces = fer.val.images[:256]
     single = predict_probabilities(load_model(DEFAULT_MODEL), faces)
     np.testing.assert_allclose(predict_probabilities(load_model(out), faces), single, atol=1e-5)
 
     bad = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(tmp_path / "ensemble.h5"))
     assert bad.returncode == 2 and "--out must end in .keras" in bad.stderr
+    no_history = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(out), "--curves", str(curves))
+    assert no_history.returncode == 2 and "no training history" in no_history.stderr
 
 
 def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ensemble.add_argument("members", nargs="+", type=Path, metavar="MODEL", help="trained .keras models")
     ensemble.add_argument("--out", type=Path, required=True, help="where to save the ensemble (.keras)")
+    ensemble.add_argument(
+        "--curves", type=Path, metavar="PNG", help="also draw the members' training curves (their runs' history.csv)"
+    )
     ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     ensemble.set_defaults(handler=run_ensemble)
 
@@ -116,9 +119,14 @@ def run_ensemble(args: argparse.Namespace) -> int:
     """Handler of `moodring ensemble`: PublicTest only, so PrivateTest stays unseen until the final report."""
     settings = Settings.load()
     from training.data import load_fer2013
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, plot_history
     from training.models import build_ensemble, load_model
 
+    if args.curves:
+        histories = {path.parent.name: path.parent / "history.csv" for path in args.members}
+        missing = [str(history) for history in histories.values() if not history.is_file()]
+        if missing:
+            raise ConfigError(f"--curves: no training history at {', '.join(missing)}")
     if args.out.suffix != ".keras":
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
     members = [load_model(path) for path in args.members]
@@ -131,6 +139,8 @@ def run_ensemble(args: argparse.Namespace) -> int:
     accuracy = evaluate(model, data.val, "PublicTest", flip_average)["accuracy"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
+    if args.curves:
+        plot_history(histories, args.curves, f"ensemble members ({args.out.name})")
     print(
         f"{args.out}: ensemble of {len(members)}, {model.count_params():,} parameters, "
         f"PublicTest accuracy {accuracy:.4f}"

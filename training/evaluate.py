@@ -113,20 +113,41 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> Path:
     return path
 
 
-def plot_history(history_csv: Path, path: Path, title: str) -> Path:
-    """Loss and accuracy, train against validation, from Keras's CSVLogger file."""
+def plot_history(histories: Path | dict[str, Path], path: Path, title: str) -> Path:
+    """Loss and accuracy, train against validation, from Keras's CSVLogger files.
+
+    `histories` is one run's history.csv, or {label: history.csv} to draw several runs (an
+    ensemble's members) on the same axes, one colour per run.
+    """
     plt = _pyplot()
-    with open(history_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    epochs = [int(row["epoch"]) + 1 for row in rows]
+    runs = {"": histories} if isinstance(histories, Path) else histories
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for index, (label, history_csv) in enumerate(runs.items()):
+        with open(history_csv, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        epochs = [int(row["epoch"]) + 1 for row in rows]
+        prefix = f"{label}: " if label else ""
+        for axis, metric in ((axes[0], "loss"), (axes[1], "accuracy")):
+            colour = f"C{index}" if label else None
+            train_colour, val_colour = (colour, colour) if colour else ("C0", "C1")
+            axis.plot(
+                epochs,
+                [float(row[metric]) for row in rows],
+                "--",
+                color=train_colour,
+                label=f"{prefix}train (augmented)",
+            )
+            axis.plot(
+                epochs,
+                [float(row[f"val_{metric}"]) for row in rows],
+                color=val_colour,
+                label=f"{prefix}validation (PublicTest)",
+            )
     for axis, metric in ((axes[0], "loss"), (axes[1], "accuracy")):
-        axis.plot(epochs, [float(row[metric]) for row in rows], label="train (augmented)")
-        axis.plot(epochs, [float(row[f"val_{metric}"]) for row in rows], label="validation (PublicTest)")
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize="small")
     figure.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110, bbox_inches="tight")
