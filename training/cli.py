@@ -132,9 +132,10 @@ def run_ensemble(args: argparse.Namespace) -> int:
     members = [load_model(path) for path in args.members]
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
+    how = " (face + mirror averaged)" if flip_average else ""
     for path, member in zip(args.members, members, strict=True):
         accuracy = evaluate(member, data.val, "PublicTest", flip_average)["accuracy"]
-        print(f"{path}: PublicTest accuracy {accuracy:.4f}")
+        print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")
     model = build_ensemble(members)
     accuracy = evaluate(model, data.val, "PublicTest", flip_average)["accuracy"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +144,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
         plot_history(histories, args.curves, f"ensemble members ({args.out.name})")
     print(
         f"{args.out}: ensemble of {len(members)}, {model.count_params():,} parameters, "
-        f"PublicTest accuracy {accuracy:.4f}"
+        f"PublicTest accuracy {accuracy:.4f}{how}"
     )
     return 0
 
