@@ -118,8 +118,10 @@ def run_train(args: argparse.Namespace) -> int:
 def run_ensemble(args: argparse.Namespace) -> int:
     """Handler of `moodring ensemble`: PublicTest only, so PrivateTest stays unseen until the final report."""
     settings = Settings.load()
+    import numpy as np
+
     from training.data import load_fer2013
-    from training.evaluate import evaluate, plot_history
+    from training.evaluate import metrics_from_probabilities, plot_history, predict_probabilities
     from training.models import build_ensemble, load_model
 
     if args.curves:
@@ -130,14 +132,18 @@ def run_ensemble(args: argparse.Namespace) -> int:
     if args.out.suffix != ".keras":
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
     members = [load_model(path) for path in args.members]
+    model = build_ensemble(members)  # refuses unusable members before any evaluation
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
     how = " (face + mirror averaged)" if flip_average else ""
+    member_probabilities = []
     for path, member in zip(args.members, members, strict=True):
-        accuracy = evaluate(member, data.val, "PublicTest", flip_average)["accuracy"]
+        member_probabilities.append(predict_probabilities(member, data.val.images, flip_average))
+        accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
         print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")
-    model = build_ensemble(members)
-    accuracy = evaluate(model, data.val, "PublicTest", flip_average)["accuracy"]
+    # The ensemble's output is the mean of its members': no need to run them all again.
+    mean = np.mean(member_probabilities, axis=0)
+    accuracy = metrics_from_probabilities(mean, data.val.labels, "PublicTest")["accuracy"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     if args.curves:

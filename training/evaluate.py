@@ -127,9 +127,9 @@ def plot_history(histories: Path | dict[str, Path], path: Path, title: str) -> P
             rows = list(csv.DictReader(handle))
         epochs = [int(row["epoch"]) + 1 for row in rows]
         prefix = f"{label}: " if label else ""
+        # One run: train and validation in two colours; several: one colour per run, train dashed.
+        train_colour, val_colour = (f"C{index}", f"C{index}") if label else ("C0", "C1")
         for axis, metric in ((axes[0], "loss"), (axes[1], "accuracy")):
-            colour = f"C{index}" if label else None
-            train_colour, val_colour = (colour, colour) if colour else ("C0", "C1")
             axis.plot(
                 epochs,
                 [float(row[metric]) for row in rows],
