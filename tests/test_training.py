@@ -155,6 +155,20 @@ def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:
     assert "PrivateTest accuracy" in result.stdout
 
 
+def test_resnet50v2_from_scratch_trains_in_one_phase(tmp_path: Path) -> None:
+    """A random base has nothing to protect: no frozen head warm-up, straight to the full schedule."""
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "train", "--model", "resnet50v2", "--weights", "none", "--input-size", "32",
+        "--limit", "64", "--epochs", "1", "--run-dir", str(run_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Epoch 1/3" not in result.stdout + result.stderr  # the three-epoch frozen phase never ran
+    assert not (run_dir / "frozen.weights.h5").exists() and not (run_dir / "backup-frozen").exists()
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # header + the one epoch
+    assert json.loads((run_dir / "metrics.json").read_text())["n"] == 3589
+
+
 def test_resume_continues_after_the_last_finished_epoch(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = [sys.executable, "-m", "moodring.cli", "train", "--limit", "128", "--epochs", "3", "--run-dir", str(run_dir)]

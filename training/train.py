@@ -47,7 +47,7 @@ class TrainConfig:
     cnn_widths: tuple[int, ...] = (32, 64, 128, 256)
     input_size: int = 224  # ResNet50V2 only; the CNN works at FER's native 48x48
     weights: str | None = "imagenet"  # ResNet50V2 only: "imagenet", None, or a file
-    frozen_epochs: int = 3  # ResNet50V2 only: train the head on a frozen base first
+    frozen_epochs: int = 3  # ResNet50V2 with pretrained weights only: train the head on a frozen base first
     teacher: str | None = None  # a trained .keras model (or ensemble) to distil from
     distill_weight: float = 0.7  # share of the teacher's probabilities in each training target
 
@@ -177,9 +177,11 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
 
     model, base = build(config)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
-    if base is not None and config.frozen_epochs > 0:
+    # Only a pretrained base is worth protecting: a random one is trained like the CNN, at full rate.
+    fine_tunes = base is not None and config.weights is not None
+    if fine_tunes and config.frozen_epochs > 0:
         _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose)
-    compile_model(model, config, steps, config.learning_rate if base is None else config.learning_rate * 0.1)
+    compile_model(model, config, steps, config.learning_rate * 0.1 if fine_tunes else config.learning_rate)
     model.fit(
         train_ds,
         validation_data=val_ds,
