@@ -294,3 +294,27 @@ def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:
         keras.mixed_precision.set_global_policy("float32")
     with pytest.raises(ModelError, match="use a run's float32 model.keras"):
         build_ensemble([build_cnn(widths=(8, 8, 8, 8)), checkpoint])
+
+
+def test_ensemble_views_average_the_member_over_zoomed_crops() -> None:
+    import keras
+    import tensorflow as tf
+
+    from training.models import build_cnn, build_ensemble
+
+    member = build_cnn(widths=(8, 8, 8, 8))
+    faces = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
+    zoomed = tf.image.resize(faces[:, 2:-2, 2:-2], (48, 48)).numpy()
+    expected = (member.predict(faces, verbose=0) + member.predict(zoomed, verbose=0)) / 2
+    ensemble = build_ensemble([member], crops=(0, 2))
+    np.testing.assert_allclose(ensemble.predict(faces, verbose=0), expected, atol=1e-5)
+    assert isinstance(ensemble.get_layer("zoom_2"), keras.layers.Resizing)
+    for bad in ((), (0, 0), (9,), (-1,)):
+        with pytest.raises(ModelError, match="crops must be distinct pixel counts"):
+            build_ensemble([member], crops=bad)
+
+
+def test_ensemble_cli_rejects_a_malformed_crop_list(tmp_path: Path) -> None:
+    result = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(tmp_path / "e.keras"), "--crops", "0,two")
+    assert result.returncode == 2 and "--crops" in result.stderr
+    assert not (tmp_path / "e.keras").exists()

@@ -52,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ensemble.add_argument(
         "--curves", type=Path, metavar="PNG", help="also draw the members' training curves (their runs' history.csv)"
     )
+    ensemble.add_argument(
+        "--crops",
+        type=_pixel_list,
+        default=(0,),
+        metavar="PIXELS",
+        help="test-time views averaged inside the model, e.g. 0,1,2: pixels cut from each side, resized back "
+        "(default: 0, the face as it is)",
+    )
     ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     ensemble.set_defaults(handler=run_ensemble)
 
@@ -69,6 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     evaluate.set_defaults(handler=run_evaluate)
+
+
+def _pixel_list(value: str) -> tuple[int, ...]:
+    """Parse "0,1,2"; argparse turns the ValueError into a one-line usage error."""
+    return tuple(int(part) for part in value.split(","))
 
 
 def _newest_run(runs_dir: Path, model: str) -> Path:
@@ -132,7 +145,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
     if args.out.suffix != ".keras":
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
     members = [load_model(path) for path in args.members]
-    model = build_ensemble(members)  # refuses unusable members before any evaluation
+    model = build_ensemble(members, args.crops)  # refuses unusable members and crops before any evaluation
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
     how = " (face + mirror averaged)" if flip_average else ""
@@ -141,15 +154,17 @@ def run_ensemble(args: argparse.Namespace) -> int:
         member_probabilities.append(predict_probabilities(member, data.val.images, flip_average))
         accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
         print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")
-    # The ensemble's output is the mean of its members': no need to run them all again.
-    mean = np.mean(member_probabilities, axis=0)
-    accuracy = metrics_from_probabilities(mean, data.val.labels, "PublicTest")["accuracy"]
+    if args.crops == (0,):  # the ensemble's output is the mean of its members': no need to run them again
+        ensemble_probabilities = np.mean(member_probabilities, axis=0)
+    else:
+        ensemble_probabilities = predict_probabilities(model, data.val.images, flip_average)
+    accuracy = metrics_from_probabilities(ensemble_probabilities, data.val.labels, "PublicTest")["accuracy"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     if args.curves:
         plot_history(histories, args.curves, f"ensemble members ({args.out.name})")
     print(
-        f"{args.out}: ensemble of {len(members)}, {model.count_params():,} parameters, "
+        f"{args.out}: ensemble of {len(members)} x {len(args.crops)} view(s), {model.count_params():,} parameters, "
         f"PublicTest accuracy {accuracy:.4f}{how}"
     )
     return 0

@@ -15,6 +15,7 @@ from moodring import EMOTIONS
 from moodring.errors import ModelError
 
 NUM_CLASSES = len(EMOTIONS)
+MAX_CROP = 8  # a test-time view cuts at most this many pixels from each side of a 48x48 face
 
 
 def build_cnn(
@@ -83,14 +84,19 @@ def build_resnet50v2(
     return keras.Model(inputs, outputs, name="moodring_resnet50v2"), base
 
 
-def build_ensemble(members: list[keras.Model]) -> keras.Model:
-    """One model whose output is the mean of its members' probabilities.
+def build_ensemble(members: list[keras.Model], crops: tuple[int, ...] = (0,)) -> keras.Model:
+    """One model whose output is the mean of its members' probabilities over a few zoomed views.
 
     Independently trained nets make different mistakes, so their average is more accurate than
     any of them; as one model it loads, evaluates and exports to LiteRT like a single net.
+    Each value in `crops` is a test-time view: that many pixels cut from every side of the face,
+    resized back to 48x48 (0 is the face as it is). Views live inside the model so that
+    `moodring evaluate`, the LiteRT export and the selfie pipeline all measure the same thing.
     """
     if not members:
         raise ModelError("an ensemble needs at least one member model")
+    if not crops or len(set(crops)) != len(crops) or not all(0 <= crop <= MAX_CROP for crop in crops):
+        raise ModelError(f"crops must be distinct pixel counts from 0 to {MAX_CROP}, not {list(crops)}")
     for member in members:
         policies = {layer.dtype_policy.name for layer in member.layers} - {"float32"}
         if policies:  # LiteRT's built-in ops are float32: a bf16 layer would need TensorFlow's Flex delegate
@@ -99,9 +105,15 @@ def build_ensemble(members: list[keras.Model]) -> keras.Model:
                 "not best.keras"
             )
     inputs = keras.Input((48, 48, 1), name="face")
+    views = [
+        layers.Resizing(48, 48, name=f"zoom_{crop}")(layers.Cropping2D(crop, name=f"crop_{crop}")(inputs))
+        if crop
+        else inputs
+        for crop in crops
+    ]
     # Members keep their own layers; each gets a distinct name so the ensemble can be saved.
     renamed = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(members)]
-    outputs = [member(inputs) for member in renamed]
+    outputs = [member(view) for member in renamed for view in views]
     averaged = outputs[0] if len(outputs) == 1 else layers.Average(name="emotion")(outputs)
     return keras.Model(inputs, averaged, name="moodring_ensemble")
 
