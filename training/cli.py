@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument(
         "--widths",
-        type=lambda text: tuple(int(part) for part in text.split(",")),
+        type=_int_list,
         default=(32, 64, 128, 256),
         help="CNN filters per block, comma-separated (default: 32,64,128,256, the shipped model)",
     )
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ensemble.add_argument(
         "--crops",
-        type=_pixel_list,
+        type=_int_list,
         default=(0,),
         metavar="PIXELS",
         help="test-time views averaged inside the model, e.g. 0,1,2: pixels cut from each side, resized back "
@@ -79,8 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(handler=run_evaluate)
 
 
-def _pixel_list(value: str) -> tuple[int, ...]:
-    """Parse "0,1,2"; argparse turns the ValueError into a one-line usage error."""
+def _int_list(value: str) -> tuple[int, ...]:
+    """Parse "32,64,128"; argparse turns the ValueError into a one-line usage error."""
     return tuple(int(part) for part in value.split(","))
 
 
