@@ -296,25 +296,46 @@ def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:
         build_ensemble([build_cnn(widths=(8, 8, 8, 8)), checkpoint])
 
 
-def test_ensemble_views_average_the_member_over_zoomed_crops() -> None:
+def test_ensemble_views_average_the_member_over_zoomed_and_mirrored_faces(tmp_path: Path) -> None:
     import keras
     import tensorflow as tf
 
-    from training.models import build_cnn, build_ensemble
+    from emotion.classify import EmotionClassifier
+    from training.export import litert_bytes
+    from training.models import View, build_cnn, build_ensemble, load_model
 
     member = build_cnn(widths=(8, 8, 8, 8))
     faces = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
     zoomed = tf.image.resize(faces[:, 2:-2, 2:-2], (48, 48)).numpy()
-    expected = (member.predict(faces, verbose=0) + member.predict(zoomed, verbose=0)) / 2
-    ensemble = build_ensemble([member], crops=(0, 2))
+    mirrored_zoom = tf.image.resize(faces[:, :, ::-1][:, 1:-1, 1:-1], (48, 48)).numpy()
+    expected = np.mean([member.predict(x, verbose=0) for x in (faces, zoomed, mirrored_zoom)], axis=0)
+    ensemble = build_ensemble([member], views=(View(0), View(2), View(1, mirrored=True)))
     np.testing.assert_allclose(ensemble.predict(faces, verbose=0), expected, atol=1e-5)
     assert isinstance(ensemble.get_layer("zoom_2"), keras.layers.Resizing)
-    for bad in ((), (0, 0), (9,), (-1,)):
-        with pytest.raises(ModelError, match="crops must be distinct pixel counts"):
-            build_ensemble([member], crops=bad)
+    # The mirror is a layer of our own: it must survive saving, loading and the LiteRT export.
+    ensemble.save(tmp_path / "e.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "e.keras").predict(faces, verbose=0), expected, atol=1e-5)
+    litert = EmotionClassifier(litert_bytes(ensemble), "test ensemble")
+    uint8_faces = np.round(faces[..., 0] * 255).astype(np.uint8)
+    np.testing.assert_allclose(
+        litert.predict(uint8_faces), ensemble.predict(uint8_faces[..., None] / np.float32(255), verbose=0), atol=1e-5
+    )
+    for bad in ((), (View(0), View(0)), (View(9),), (View(-1),)):
+        with pytest.raises(ModelError, match="views must be distinct"):
+            build_ensemble([member], views=bad)
 
 
-def test_ensemble_cli_rejects_a_malformed_crop_list(tmp_path: Path) -> None:
-    result = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(tmp_path / "e.keras"), "--crops", "0,two")
-    assert result.returncode == 2 and "--crops" in result.stderr
+def test_view_parsing() -> None:
+    from training.models import View
+
+    assert [View.parse(token) for token in ("0", "1", "2m")] == [View(0), View(1), View(2, mirrored=True)]
+    assert [str(view) for view in (View(0), View(2, mirrored=True))] == ["0", "2m"]
+    for bad in ("", "m", "two", "1mm"):
+        with pytest.raises(ValueError):
+            View.parse(bad)
+
+
+def test_ensemble_cli_rejects_a_malformed_view_list(tmp_path: Path) -> None:
+    result = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(tmp_path / "e.keras"), "--views", "0,two")
+    assert result.returncode == 2 and "--views" in result.stderr
     assert not (tmp_path / "e.keras").exists()

@@ -6,9 +6,13 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moodring.errors import ConfigError
 from moodring.settings import Settings
+
+if TYPE_CHECKING:
+    from training.models import View
 
 SPLIT_CHOICES = ("Training", "PublicTest", "PrivateTest")
 
@@ -53,12 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--curves", type=Path, metavar="PNG", help="also draw the members' training curves (their runs' history.csv)"
     )
     ensemble.add_argument(
-        "--crops",
-        type=_int_list,
-        default=(0,),
-        metavar="PIXELS",
-        help="test-time views averaged inside the model, e.g. 0,1,2: pixels cut from each side, resized back "
-        "(default: 0, the face as it is)",
+        "--views",
+        type=_view_list,
+        default="0",
+        metavar="VIEWS",
+        help="test-time views averaged inside the model, e.g. 1,1m,2: pixels cut from each side and resized "
+        "back, m for the mirror image (default: 0, the face as it is)",
     )
     ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     ensemble.set_defaults(handler=run_ensemble)
@@ -82,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _int_list(value: str) -> tuple[int, ...]:
     """Parse "32,64,128"; argparse turns the ValueError into a one-line usage error."""
     return tuple(int(part) for part in value.split(","))
+
+
+def _view_list(value: str) -> tuple[View, ...]:
+    """Parse "1,1m,2" into test-time views; argparse turns the ValueError into a one-line usage error."""
+    from training.models import View
+
+    return tuple(View.parse(part) for part in value.split(","))
 
 
 def _newest_run(runs_dir: Path, model: str) -> Path:
@@ -135,7 +146,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
 
     from training.data import load_fer2013
     from training.evaluate import metrics_from_probabilities, plot_history, predict_probabilities
-    from training.models import build_ensemble, load_model
+    from training.models import View, build_ensemble, load_model
 
     if args.curves:
         histories = {path.parent.name: path.parent / "history.csv" for path in args.members}
@@ -145,7 +156,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
     if args.out.suffix != ".keras":
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
     members = [load_model(path) for path in args.members]
-    model = build_ensemble(members, args.crops)  # refuses unusable members and crops before any evaluation
+    model = build_ensemble(members, args.views)  # refuses unusable members and views before any evaluation
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
     how = " (face + mirror averaged)" if flip_average else ""
@@ -154,7 +165,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
         member_probabilities.append(predict_probabilities(member, data.val.images, flip_average))
         accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
         print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")
-    if args.crops == (0,):  # the ensemble's output is the mean of its members': no need to run them again
+    if args.views == (View(),):  # the ensemble's output is the mean of its members': no need to run them again
         ensemble_probabilities = np.mean(member_probabilities, axis=0)
     else:
         ensemble_probabilities = predict_probabilities(model, data.val.images, flip_average)
@@ -164,7 +175,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
     if args.curves:
         plot_history(histories, args.curves, f"ensemble members ({args.out.name})")
     print(
-        f"{args.out}: ensemble of {len(members)} x {len(args.crops)} view(s), {model.count_params():,} parameters, "
+        f"{args.out}: ensemble of {len(members)} x {len(args.views)} view(s), {model.count_params():,} parameters, "
         f"PublicTest accuracy {accuracy:.4f}{how}"
     )
     return 0

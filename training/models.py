@@ -6,6 +6,8 @@ Both take 48x48 grayscale faces scaled to [0, 1] and end in a 7-way softmax in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -16,6 +18,34 @@ from moodring.errors import ModelError
 
 NUM_CLASSES = len(EMOTIONS)
 MAX_CROP = 8  # a test-time view cuts at most this many pixels from each side of a 48x48 face
+
+
+@dataclass(frozen=True)
+class View:
+    """A test-time view of a face: `crop` pixels cut from every side and resized back, maybe mirrored.
+
+    Written as "2" or "2m" (mirrored) on the command line; "0" is the face as it is.
+    """
+
+    crop: int = 0
+    mirrored: bool = False
+
+    @classmethod
+    def parse(cls, token: str) -> View:
+        """ "1" -> View(1), "1m" -> View(1, mirrored=True); ValueError if it is neither form."""
+        mirrored = token.endswith("m")
+        return cls(int(token[:-1] if mirrored else token), mirrored)
+
+    def __str__(self) -> str:
+        return f"{self.crop}{'m' if self.mirrored else ''}"
+
+
+@keras.saving.register_keras_serializable(package="moodring")
+class Mirror(layers.Layer):
+    """Flips faces left to right: the members were trained with random flips, so a mirror image is a fair view."""
+
+    def call(self, faces):
+        return keras.ops.flip(faces, axis=2)
 
 
 def build_cnn(
@@ -84,19 +114,23 @@ def build_resnet50v2(
     return keras.Model(inputs, outputs, name="moodring_resnet50v2"), base
 
 
-def build_ensemble(members: list[keras.Model], crops: tuple[int, ...] = (0,)) -> keras.Model:
-    """One model whose output is the mean of its members' probabilities over a few zoomed views.
+def build_ensemble(members: list[keras.Model], views: Sequence[View] = (View(),)) -> keras.Model:
+    """One model whose output is the mean of its members' probabilities over a few test-time views.
 
     Independently trained nets make different mistakes, so their average is more accurate than
     any of them; as one model it loads, evaluates and exports to LiteRT like a single net.
-    Each value in `crops` is a test-time view: that many pixels cut from every side of the face,
-    resized back to 48x48 (0 is the face as it is). Views live inside the model so that
-    `moodring evaluate`, the LiteRT export and the selfie pipeline all measure the same thing.
+    Each view is the face zoomed (`View.crop` pixels cut from every side, resized back to
+    48x48) and maybe mirrored. Views live inside the model so that `moodring evaluate`, the
+    LiteRT export and the selfie pipeline all measure the same thing, and so that the model,
+    not the pipeline, decides how many passes a face costs.
     """
     if not members:
         raise ModelError("an ensemble needs at least one member model")
-    if not crops or len(set(crops)) != len(crops) or not all(0 <= crop <= MAX_CROP for crop in crops):
-        raise ModelError(f"crops must be distinct pixel counts from 0 to {MAX_CROP}, not {list(crops)}")
+    views = tuple(views)
+    if not views or len(set(views)) != len(views) or not all(0 <= view.crop <= MAX_CROP for view in views):
+        raise ModelError(
+            f"views must be distinct, each cutting 0 to {MAX_CROP} pixels, not {[str(view) for view in views]}"
+        )
     for member in members:
         policies = {layer.dtype_policy.name for layer in member.layers} - {"float32"}
         if policies:  # LiteRT's built-in ops are float32: a bf16 layer would need TensorFlow's Flex delegate
@@ -105,15 +139,17 @@ def build_ensemble(members: list[keras.Model], crops: tuple[int, ...] = (0,)) ->
                 "not best.keras"
             )
     inputs = keras.Input((48, 48, 1), name="face")
-    views = [
-        layers.Resizing(48, 48, name=f"zoom_{crop}")(layers.Cropping2D(crop, name=f"crop_{crop}")(inputs))
-        if crop
-        else inputs
-        for crop in crops
-    ]
+    mirrored = Mirror(name="mirror")(inputs) if any(view.mirrored for view in views) else None
+    view_inputs = []
+    for view in views:
+        face = mirrored if view.mirrored else inputs
+        if view.crop:
+            face = layers.Cropping2D(view.crop, name=f"crop_{view}")(face)
+            face = layers.Resizing(48, 48, name=f"zoom_{view}")(face)
+        view_inputs.append(face)
     # Members keep their own layers; each gets a distinct name so the ensemble can be saved.
     renamed = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(members)]
-    outputs = [member(view) for member in renamed for view in views]
+    outputs = [member(face) for member in renamed for face in view_inputs]
     averaged = outputs[0] if len(outputs) == 1 else layers.Average(name="emotion")(outputs)
     return keras.Model(inputs, averaged, name="moodring_ensemble")
 
