@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--flip-average",
         action=argparse.BooleanOptionalAction,
-        help="average each face with its mirror image, as the selfie pipeline does (default: MOODRING_FLIP_AVERAGE)",
+        help="average each face with its mirror image, as the selfie pipeline does when MOODRING_FLIP_AVERAGE is on "
+        "(default: MOODRING_FLIP_AVERAGE, off)",
     )
     evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     evaluate.set_defaults(handler=run_evaluate)

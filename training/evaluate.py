@@ -20,8 +20,8 @@ EVAL_BATCH = 256
 def predict_probabilities(model, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
     """Class probabilities for uint8 (N, 48, 48) faces, in batches that fit any machine.
 
-    `flip_average` averages each face with its mirror image, as the selfie pipeline does by default
-    (`MOODRING_FLIP_AVERAGE`), so `moodring evaluate` measures what the bot answers with.
+    `flip_average` averages each face with its mirror image, as the selfie pipeline does when
+    `MOODRING_FLIP_AVERAGE` is on, so `moodring evaluate` measures what the bot answers with.
     """
     x = images[..., None].astype("float32") / 255.0
     probabilities = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
