@@ -215,7 +215,7 @@ def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str) -> dict
     mirrored = predict_probabilities(model, data.test.images[:, :, ::-1])
     metrics = metrics_from_probabilities(single, data.test.labels, "PrivateTest")
     metrics["public_test_accuracy"] = evaluate(model, data.val, "PublicTest")["accuracy"]
-    # What the selfie pipeline answers with by default (MOODRING_FLIP_AVERAGE): face and mirror averaged.
+    # What the selfie pipeline answers with for a bare net when MOODRING_FLIP_AVERAGE is on: face and mirror averaged.
     averaged = metrics_from_probabilities((single + mirrored) / 2, data.test.labels, "PrivateTest")
     metrics["flip_average_accuracy"] = averaged["accuracy"]
     time_file = run_dir / "train_time.json"
