@@ -260,8 +260,8 @@ def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, 
     from training.models import load_model
 
     members = []
-    for run in ("run-a", "run-b"):  # two run folders, as `moodring train` leaves them
-        (tmp_path / run).mkdir()
+    for run in ("a/cnn", "b/cnn"):  # two run folders, as `moodring train` leaves them, with the same name
+        (tmp_path / run).mkdir(parents=True)
         (tmp_path / run / "model.keras").write_bytes(DEFAULT_MODEL.read_bytes())
         (tmp_path / run / "history.csv").write_text(
             "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.3,1.8,0.35,1.7\n1,0.5,1.4,0.5,1.3\n"

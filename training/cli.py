@@ -147,10 +147,13 @@ def run_ensemble(args: argparse.Namespace) -> int:
 
     from training.data import load_fer2013
     from training.evaluate import metrics_from_probabilities, plot_history, predict_probabilities
-    from training.models import View, build_ensemble, load_model
+    from training.models import build_ensemble, load_model
 
     if args.curves:
-        histories = {path.parent.name: path.parent / "history.csv" for path in args.members}
+        labels = [path.parent.name for path in args.members]
+        if len(set(labels)) < len(labels):  # e.g. runs/a/cnn and runs/b/cnn: their curves would overwrite each other
+            labels = [str(path.parent) for path in args.members]
+        histories = {label: path.parent / "history.csv" for label, path in zip(labels, args.members, strict=True)}
         missing = [str(history) for history in histories.values() if not history.is_file()]
         if missing:
             raise ConfigError(f"--curves: no training history at {', '.join(missing)}")
@@ -160,16 +163,17 @@ def run_ensemble(args: argparse.Namespace) -> int:
     model = build_ensemble(members, args.views)  # refuses unusable members and views before any evaluation
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
-    how = " (face + mirror averaged)" if flip_average else ""
+    how = f" on view(s) {','.join(str(view) for view in args.views)}"
+    how += " (face + mirror averaged)" if flip_average else ""
+    # The ensemble averages every member over the same views, so its output is the mean of the members'
+    # view-averaged outputs: scoring each member this way costs no extra pass and shows what each one brings.
     member_probabilities = []
     for path, member in zip(args.members, members, strict=True):
-        member_probabilities.append(predict_probabilities(member, data.val.images, flip_average))
+        member_views = build_ensemble([member], args.views)
+        member_probabilities.append(predict_probabilities(member_views, data.val.images, flip_average))
         accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
         print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")
-    if args.views == (View(),):  # the ensemble's output is the mean of its members': no need to run them again
-        ensemble_probabilities = np.mean(member_probabilities, axis=0)
-    else:
-        ensemble_probabilities = predict_probabilities(model, data.val.images, flip_average)
+    ensemble_probabilities = np.mean(member_probabilities, axis=0)
     accuracy = metrics_from_probabilities(ensemble_probabilities, data.val.labels, "PublicTest")["accuracy"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
