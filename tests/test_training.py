@@ -292,7 +292,7 @@ def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:
         checkpoint = build_cnn(widths=(8, 8, 8, 8))
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    with pytest.raises(ModelError, match="use a run's float32 model.keras"):
+    with pytest.raises(ModelError, match="member 2 of 2 .* use a run's float32 model.keras"):
         build_ensemble([build_cnn(widths=(8, 8, 8, 8)), checkpoint])
 
 

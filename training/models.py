@@ -131,12 +131,12 @@ def build_ensemble(members: list[keras.Model], views: Sequence[View] = (View(),)
         raise ModelError(
             f"views must be distinct, each cutting 0 to {MAX_CROP} pixels, not {[str(view) for view in views]}"
         )
-    for member in members:
+    for number, member in enumerate(members, start=1):
         policies = {layer.dtype_policy.name for layer in member.layers} - {"float32"}
         if policies:  # LiteRT's built-in ops are float32: a bf16 layer would need TensorFlow's Flex delegate
-            raise ModelError(
-                f"{member.name} has {', '.join(sorted(policies))} layers: use a run's float32 model.keras, "
-                "not best.keras"
+            raise ModelError(  # by position, as the CLI's member paths are given: every run's model has one name
+                f"member {number} of {len(members)} ({member.name}) has {', '.join(sorted(policies))} layers: "
+                "use a run's float32 model.keras, not best.keras"
             )
     inputs = keras.Input((48, 48, 1), name="face")
     mirrored = Mirror(name="mirror")(inputs) if any(view.mirrored for view in views) else None
