@@ -18,7 +18,7 @@ import argparse
 import os
 import time
 
-import moodring  # noqa: F401  (sets TensorFlow's environment defaults before it is imported)
+from moodring.settings import parse_int_list  # importing moodring sets TensorFlow's environment defaults first
 
 CANDIDATES = ((32, 64, 128, 256), (48, 96, 192, 384), (64, 128, 256, 512))
 TRAIN_FACES = 28_709
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument(
         "--widths",
         nargs="*",
-        type=lambda text: tuple(int(part) for part in text.split(",")),
+        type=parse_int_list,
         default=list(CANDIDATES),
         help="CNN widths to measure, e.g. 32,64,128,256 (default: all three candidates)",
     )

@@ -40,7 +40,8 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected true/false, got {value!r}")
 
 
-def _int_list(value: str) -> tuple[int, ...]:
+def parse_int_list(value: str) -> tuple[int, ...]:
+    """Parse "1,2 3" (commas and/or spaces): the one list syntax for settings, CLI flags and benchmarks."""
     return tuple(int(part) for part in value.replace(",", " ").split())
 
 
@@ -99,7 +100,7 @@ class Settings:
     # Discord bot
     discord_token: str | None = _setting("DISCORD_TOKEN", None, _optional_str, secret=True)
     discord_guild_id: int | None = _setting("DISCORD_GUILD_ID", None, lambda v: int(v) if v else None)
-    watch_channels: tuple[int, ...] = _setting("MOODRING_WATCH_CHANNELS", (), _int_list)
+    watch_channels: tuple[int, ...] = _setting("MOODRING_WATCH_CHANNELS", (), parse_int_list)
     selfies_in_channels: bool = _setting("MOODRING_SELFIES_IN_CHANNELS", True, _bool)
     workers: int = _setting("MOODRING_WORKERS", os.cpu_count() or 1, _int)
     queue_size: int = _setting("MOODRING_QUEUE_SIZE", 8, _int)

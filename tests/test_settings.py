@@ -43,3 +43,10 @@ def test_defaults_need_no_environment() -> None:
     settings = Settings.load(environ={})
     assert settings.model.name == "moodring-cnn.keras" and settings.model.is_file()
     assert settings.fer2013_path.name == "fer2013.csv.gz"
+
+
+def test_id_lists_accept_commas_and_spaces() -> None:
+    settings = Settings.load(environ={"MOODRING_WATCH_CHANNELS": "11, 22 33"})
+    assert settings.watch_channels == (11, 22, 33)
+    with pytest.raises(ConfigError, match="MOODRING_WATCH_CHANNELS='11,x' is not valid"):
+        Settings.load(environ={"MOODRING_WATCH_CHANNELS": "11,x"})

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moodring.errors import ConfigError
-from moodring.settings import Settings
+from moodring.settings import Settings, parse_int_list
 
 if TYPE_CHECKING:
     from training.models import View
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument(
         "--widths",
-        type=_int_list,
+        type=parse_int_list,
         default=(32, 64, 128, 256),
         help="CNN filters per block, comma-separated (default: 32,64,128,256, the shipped model)",
     )
@@ -82,11 +82,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     evaluate.set_defaults(handler=run_evaluate)
-
-
-def _int_list(value: str) -> tuple[int, ...]:
-    """Parse "32,64,128"; argparse turns the ValueError into a one-line usage error."""
-    return tuple(int(part) for part in value.split(","))
 
 
 def _view_list(value: str) -> tuple[View, ...]:
