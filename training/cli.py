@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="test-time views averaged inside the model, e.g. 1,1m,2: pixels cut from each side and resized "
         "back, m for the mirror image (default: 0, the face as it is)",
     )
+    ensemble.add_argument(
+        "--half-storage",
+        action="store_true",
+        help="store the weights in float16 (half the file; predictions differ by float16 rounding only), "
+        "for ensembles over the 20 MB model limit",
+    )
     ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     ensemble.set_defaults(handler=run_ensemble)
 
@@ -155,16 +161,19 @@ def run_ensemble(args: argparse.Namespace) -> int:
     if args.out.suffix != ".keras":
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
     members = [load_model(path) for path in args.members]
-    model = build_ensemble(members, args.views)  # refuses unusable members and views before any evaluation
+    model = build_ensemble(
+        members, args.views, args.half_storage
+    )  # refuses unusable members and views before any evaluation
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
     how = f" on view(s) {','.join(str(view) for view in args.views)}"
     how += " (face + mirror averaged)" if flip_average else ""
+    how += ", float16 weights" if args.half_storage else ""
     # The ensemble averages every member over the same views, so its output is the mean of the members'
     # view-averaged outputs: scoring each member this way costs no extra pass and shows what each one brings.
     member_probabilities = []
     for path, member in zip(args.members, members, strict=True):
-        member_views = build_ensemble([member], args.views)
+        member_views = build_ensemble([member], args.views, args.half_storage)
         member_probabilities.append(predict_probabilities(member_views, data.val.images, flip_average))
         accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
         print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")

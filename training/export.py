@@ -47,10 +47,18 @@ def sidecar_path(tflite_path: Path) -> Path:
 
 
 def litert_bytes(model) -> bytes:
-    """Convert a loaded Keras model to a LiteRT flatbuffer, in memory (float32, batch size free)."""
+    """Convert a loaded Keras model to a LiteRT flatbuffer, in memory (batch size free).
+
+    Arithmetic is float32. Weights are float32 too, unless the model stores them in float16
+    (`training.models.with_half_storage`): then LiteRT stores the same float16 numbers.
+    """
+    import tensorflow as tf
+
+    half = any(weight.dtype == "float16" for weight in model.weights)
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "model.tflite"
-        model.export(str(target), format="litert", verbose=False)
+        model.export(str(target), format="litert", verbose=False, **(options if half else {}))
         return target.read_bytes()
 
 

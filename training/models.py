@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from moodring import EMOTIONS
@@ -46,6 +48,87 @@ class Mirror(layers.Layer):
 
     def call(self, faces):
         return keras.ops.flip(faces, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="moodring")
+class HalfStorage(keras.DTypePolicy):
+    """Weights stored in float16, arithmetic in float32: halves a model file and changes little else.
+
+    Keras casts a layer's float16 weights to float32 when it runs, so the model computes as its
+    float32 original up to the rounding of its weights, and LiteRT's float16 export keeps exactly
+    those weights. Keras saves a layer's policy by name only, so the layers below re-apply it.
+    """
+
+    def __init__(self, name: str = "half_storage") -> None:
+        super().__init__("float32")
+        self._name = name
+        self._variable_dtype = "float16"
+
+
+class _HalfStorageLayer:
+    """Mixin: the layer always uses `HalfStorage`, also when Keras loads it from a saved config."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{**kwargs, "dtype": HalfStorage()})
+
+
+@keras.saving.register_keras_serializable(package="moodring")
+class HalfConv2D(_HalfStorageLayer, layers.Conv2D):
+    """A `Conv2D` with float16 weights (`HalfStorage`)."""
+
+
+@keras.saving.register_keras_serializable(package="moodring")
+class HalfDense(_HalfStorageLayer, layers.Dense):
+    """A `Dense` layer with float16 weights (`HalfStorage`)."""
+
+
+def with_half_storage(model: keras.Model) -> keras.Model:
+    """A copy of a trained model that computes the same, with its weights stored in float16.
+
+    Each batch norm that follows a convolution is first folded into it (scale into the kernel,
+    shift into a bias): LiteRT's converter folds it anyway, and folding after rounding would
+    give LiteRT different weights from Keras. Convolution and dense weights, nearly all of the
+    model, are then stored in float16; whatever else has weights stays float32.
+    """
+    folded = {
+        layer.name: after
+        for layer, after in pairwise(model.layers)
+        if isinstance(layer, layers.Conv2D)
+        and isinstance(after, layers.BatchNormalization)
+        and after.input is layer.output
+    }
+    folded_norms = {norm.name for norm in folded.values()}
+
+    def clone(layer: layers.Layer) -> layers.Layer:
+        config = layer.get_config()
+        if isinstance(layer, layers.Conv2D):
+            return HalfConv2D.from_config({**config, "use_bias": True} if layer.name in folded else config)
+        if isinstance(layer, layers.Dense):
+            return HalfDense.from_config(config)
+        return type(layer).from_config(config)
+
+    def call(layer: layers.Layer, inputs, *args, **kwargs):
+        return inputs if layer.name in folded_norms else layer(inputs, *args, **kwargs)
+
+    copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for target in copy.layers:
+        source = model.get_layer(target.name)
+        if source.name in folded:
+            target.set_weights(_fold(source, folded[source.name]))
+        else:
+            target.set_weights(source.get_weights())
+    return copy
+
+
+def _fold(conv: layers.Conv2D, norm: layers.BatchNormalization) -> list[np.ndarray]:
+    """Kernel and bias of `conv` followed by `norm` (in inference mode) as one convolution."""
+    kernel = conv.kernel.numpy().astype(np.float64)
+    bias = conv.bias.numpy().astype(np.float64) if conv.use_bias else 0.0
+    scale = 1.0 / np.sqrt(norm.moving_variance.numpy().astype(np.float64) + norm.epsilon)
+    if norm.scale:
+        scale = scale * norm.gamma.numpy()
+    shift = norm.beta.numpy() if norm.center else 0.0
+    return [(kernel * scale).astype(np.float32), ((bias - norm.moving_mean.numpy()) * scale + shift).astype(np.float32)]
 
 
 def build_cnn(
@@ -114,7 +197,9 @@ def build_resnet50v2(
     return keras.Model(inputs, outputs, name="moodring_resnet50v2"), base
 
 
-def build_ensemble(members: list[keras.Model], views: Sequence[View] = (View(),)) -> keras.Model:
+def build_ensemble(
+    members: list[keras.Model], views: Sequence[View] = (View(),), half_storage: bool = False
+) -> keras.Model:
     """One model whose output is the mean of its members' probabilities over a few test-time views.
 
     Independently trained nets make different mistakes, so their average is more accurate than
@@ -122,7 +207,8 @@ def build_ensemble(members: list[keras.Model], views: Sequence[View] = (View(),)
     Each view is the face zoomed (`View.crop` pixels cut from every side, resized back to
     48x48) and maybe mirrored. Views live inside the model so that `moodring evaluate`, the
     LiteRT export and the selfie pipeline all measure the same thing, and so that the model,
-    not the pipeline, decides how many passes a face costs.
+    not the pipeline, decides how many passes a face costs. `half_storage` stores the members'
+    weights in float16 (`with_half_storage`), for ensembles that would not fit the model size limit.
     """
     if not members:
         raise ModelError("an ensemble needs at least one member model")
@@ -138,6 +224,8 @@ def build_ensemble(members: list[keras.Model], views: Sequence[View] = (View(),)
                 f"member {number} of {len(members)} ({member.name}) has {', '.join(sorted(policies))} layers: "
                 "use a run's float32 model.keras, not best.keras"
             )
+    if half_storage:
+        members = [with_half_storage(member) for member in members]
     inputs = keras.Input((48, 48, 1), name="face")
     mirrored = Mirror(name="mirror")(inputs) if any(view.mirrored for view in views) else None
     view_inputs = []
