@@ -51,6 +51,18 @@ class Mirror(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="moodring")
+class Mean(layers.Layer):
+    """The mean of its inputs as one reduction.
+
+    Keras' `Average` multiplies the sum by 1/n, a constant that LiteRT's float16 export would
+    round (1/3 by 2.4e-4), so probabilities would no longer sum to one.
+    """
+
+    def call(self, inputs):
+        return keras.ops.mean(keras.ops.stack(inputs), axis=0)
+
+
+@keras.saving.register_keras_serializable(package="moodring")
 class HalfStorage(keras.DTypePolicy):
     """Weights stored in float16, arithmetic in float32: halves a model file and changes little else.
 
@@ -238,7 +250,7 @@ def build_ensemble(
     # Members keep their own layers; each gets a distinct name so the ensemble can be saved.
     renamed = [keras.Model(m.input, m.output, name=f"member_{i}") for i, m in enumerate(members)]
     outputs = [member(face) for member in renamed for face in view_inputs]
-    averaged = outputs[0] if len(outputs) == 1 else layers.Average(name="emotion")(outputs)
+    averaged = outputs[0] if len(outputs) == 1 else Mean(name="emotion")(outputs)
     return keras.Model(inputs, averaged, name="moodring_ensemble")
 
 
