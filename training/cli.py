@@ -161,9 +161,8 @@ def run_ensemble(args: argparse.Namespace) -> int:
     if args.out.suffix != ".keras":
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
     members = [load_model(path) for path in args.members]
-    model = build_ensemble(
-        members, args.views, args.half_storage
-    )  # refuses unusable members and views before any evaluation
+    # Built first: it refuses unusable members and views before any evaluation.
+    model = build_ensemble(members, args.views, args.half_storage)
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     flip_average = settings.flip_average  # as the selfie pipeline will run it
     how = f" on view(s) {','.join(str(view) for view in args.views)}"
