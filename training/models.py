@@ -106,6 +106,7 @@ def with_half_storage(model: keras.Model) -> keras.Model:
         layer.name: after
         for layer, after in pairwise(model.layers)
         if isinstance(layer, layers.Conv2D)
+        and layer.get_config()["activation"] == "linear"  # a norm after an activation cannot be folded
         and isinstance(after, layers.BatchNormalization)
         and after.input is layer.output
     }
@@ -123,7 +124,7 @@ def with_half_storage(model: keras.Model) -> keras.Model:
         return inputs if layer.name in folded_norms else layer(inputs, *args, **kwargs)
 
     copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
-    for target in copy.layers:
+    for target in (layer for layer in copy.layers if layer.weights):
         source = model.get_layer(target.name)
         if source.name in folded:
             target.set_weights(_fold(source, folded[source.name]))
