@@ -36,6 +36,11 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def moodring_lines(stderr: str) -> int:
+    """Lines Moodring itself wrote; TensorFlow's C++ start-up lines come before them once it has loaded."""
+    return sum(line.startswith("moodring:") for line in stderr.splitlines())
+
+
 def test_loader_gives_canonical_splits_and_counts(fer) -> None:
     for name, expected in EXPECTED_COUNTS.items():
         split = fer.split(name)
@@ -280,6 +285,62 @@ def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, 
     assert bad.returncode == 2 and "--out must end in .keras" in bad.stderr
     no_history = run_cli("ensemble", str(DEFAULT_MODEL), "--out", str(out), "--curves", str(curves))
     assert no_history.returncode == 2 and "no training history" in no_history.stderr
+
+
+def test_members_cli_gives_back_each_member_of_an_ensemble(tmp_path: Path, fer) -> None:
+    from training.evaluate import predict_probabilities
+    from training.models import View, build_cnn, build_ensemble, load_model
+
+    first, second = build_cnn(widths=(8, 8, 8, 8)), build_cnn(widths=(8, 16, 16, 16))
+    ensemble = tmp_path / "ensemble.keras"
+    build_ensemble([first, second], (View(1),)).save(ensemble)
+    result = run_cli("members", str(ensemble), "--out-dir", str(tmp_path / "members"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    faces = fer.val.images[:64]
+    for number, original in enumerate((first, second), start=1):
+        member = load_model(tmp_path / "members" / f"member-{number}.keras")
+        assert member.count_params() == original.count_params()
+        np.testing.assert_allclose(predict_probabilities(member, faces), predict_probabilities(original, faces))
+
+    single = tmp_path / "single.keras"
+    first.save(single)
+    refused = run_cli("members", str(single), "--out-dir", str(tmp_path / "none"))
+    assert refused.returncode == 2 and "is not an ensemble" in refused.stderr
+    assert moodring_lines(refused.stderr) == 1 and not (tmp_path / "none").exists()
+
+
+def test_train_init_from_starts_at_the_given_weights(tmp_path: Path) -> None:
+    """With a negligible learning rate the trained net keeps its starting kernels: they came from --init-from."""
+    import keras
+
+    from training.models import build_cnn, load_model
+
+    start = build_cnn(widths=(8, 8, 8, 8))
+    start.save(tmp_path / "start.keras")
+    run_dir = tmp_path / "run"
+    common = ("train", "--limit", "64", "--epochs", "1", "--widths", "8,8,8,8", "--precision", "fp32")
+    result = run_cli(
+        *common, "--learning-rate", "1e-12", "--init-from", str(tmp_path / "start.keras"), "--run-dir", str(run_dir)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    trained = load_model(run_dir / "model.keras")
+
+    def kernels(model: keras.Model) -> list[np.ndarray]:  # layer names differ between processes; order does not
+        return [
+            layer.kernel.numpy()
+            for layer in model.layers
+            if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense)
+        ]
+
+    assert len(kernels(start)) == 10
+    for after, before in zip(kernels(trained), kernels(start), strict=True):
+        np.testing.assert_allclose(after, before, atol=1e-6)
+    assert json.loads((run_dir / "config.json").read_text())["init_from"] == str(tmp_path / "start.keras")
+
+    other = run_cli(*common, "--widths", "16,16,16,16", "--init-from", str(tmp_path / "start.keras"))
+    assert other.returncode == 2 and "architecture differs" in other.stderr and moodring_lines(other.stderr) == 1
+    missing = run_cli(*common, "--init-from", str(tmp_path / "nope.keras"))
+    assert missing.returncode == 2 and "nope.keras" in missing.stderr
 
 
 def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:

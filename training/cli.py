@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--distill-weight", type=float, default=0.7, help="share of the teacher's probabilities in the targets"
     )
+    train.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="MODEL",
+        help="start from this trained float32 model's weights (same architecture) for one more cosine cycle",
+    )
     train.add_argument("--limit", type=int, help="train on the first N faces only (smoke tests)")
     train.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-<time>)")
     train.add_argument(
@@ -72,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     ensemble.set_defaults(handler=run_ensemble)
+
+    members = subparsers.add_parser("members", help="save each member of an ensemble as a model file of its own")
+    members.add_argument("ensemble", type=Path, metavar="ENSEMBLE", help="a .keras model built by `moodring ensemble`")
+    members.add_argument("--out-dir", type=Path, required=True, help="writes member-1.keras, member-2.keras, ... here")
+    members.set_defaults(handler=run_members)
 
     evaluate = subparsers.add_parser("evaluate", help="measure a model on a FER2013 split")
     evaluate.add_argument(
@@ -107,8 +118,9 @@ def _newest_run(runs_dir: Path, model: str) -> Path:
 def run_train(args: argparse.Namespace) -> int:
     """Handler of `moodring train`."""
     settings = Settings.load()
-    if args.teacher and not args.teacher.is_file():  # before TensorFlow starts and logs
-        raise ConfigError(f"--teacher {args.teacher}: no such model file")
+    for flag, path in (("--teacher", args.teacher), ("--init-from", args.init_from)):
+        if path and not path.is_file():  # before TensorFlow starts and logs
+            raise ConfigError(f"{flag} {path}: no such model file")
     from training.data import load_fer2013
     from training.train import TrainConfig, train
 
@@ -127,6 +139,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         teacher=str(args.teacher) if args.teacher else None,
         distill_weight=args.distill_weight,
+        init_from=str(args.init_from) if args.init_from else None,
     )
     if args.run_dir:
         run_dir = args.run_dir
@@ -186,6 +199,19 @@ def run_ensemble(args: argparse.Namespace) -> int:
         f"{args.out}: ensemble of {len(members)} x {len(args.views)} view(s), {model.count_params():,} parameters, "
         f"PublicTest accuracy {accuracy:.4f}{how}"
     )
+    return 0
+
+
+def run_members(args: argparse.Namespace) -> int:
+    """Handler of `moodring members`: the shipped ensemble's nets back as files, when their runs are gone."""
+    from training.models import ensemble_members, load_model
+
+    members = ensemble_members(load_model(args.ensemble))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for number, member in enumerate(members, start=1):
+        path = args.out_dir / f"member-{number}.keras"
+        member.save(path)
+        print(f"{path}: {member.count_params():,} parameters")
     return 0
 
 

@@ -255,6 +255,20 @@ def build_ensemble(
     return keras.Model(inputs, averaged, name="moodring_ensemble")
 
 
+def ensemble_members(ensemble: keras.Model) -> list[keras.Model]:
+    """The member nets of a `build_ensemble` model, each a standalone model again.
+
+    Runs' folders live outside git and may be lost; the shipped ensemble still holds its members,
+    so they can be re-combined, scored alone or trained on (`moodring train --init-from`).
+    """
+    members = [
+        layer for layer in ensemble.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")
+    ]
+    if not members:
+        raise ModelError(f"{ensemble.name} is not an ensemble: it has no member_N sub-models")
+    return [keras.Model(member.input, member.output, name="moodring_cnn") for member in members]
+
+
 def load_model(path: str | Path) -> keras.Model:
     """Load a trained `.keras` model, checking it is a 48x48 7-way emotion classifier."""
     path = Path(path)

@@ -50,6 +50,7 @@ class TrainConfig:
     frozen_epochs: int = 3  # ResNet50V2 with pretrained weights only: train the head on a frozen base first
     teacher: str | None = None  # a trained .keras model (or ensemble) to distil from
     distill_weight: float = 0.7  # share of the teacher's probabilities in each training target
+    init_from: str | None = None  # a trained float32 model of the same architecture to start from (warm restart)
 
 
 def resolve_precision(precision: str) -> str:
@@ -176,6 +177,8 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     steps = int(np.ceil(len(train_split) / config.batch_size))
 
     model, base = build(config)
+    if config.init_from:  # on --resume, BackupAndRestore then replaces these weights with the last epoch's
+        _start_from(model, config.init_from)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
     # Only a pretrained base is worth protecting: a random one is trained like the CNN, at full rate.
     fine_tunes = base is not None and config.weights is not None
@@ -249,6 +252,18 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
     )
     model.save_weights(done_marker)
     base.trainable = True
+
+
+def _start_from(model: keras.Model, path: str) -> None:
+    """Copy a trained model's weights into `model`: one more cosine cycle from there (SGDR) costs a
+    fraction of a fresh run, ends at least as well trained, and gives a snapshot that errs differently."""
+    from training.models import load_model
+
+    source = load_model(path)
+    shapes = [tuple(weight.shape) for weight in source.weights]
+    if shapes != [tuple(weight.shape) for weight in model.weights]:
+        raise ConfigError(f"--init-from {path}: its architecture differs from --model/--widths; pass a matching model")
+    model.set_weights(source.get_weights())
 
 
 def _best_so_far(run_dir: Path) -> float | None:
