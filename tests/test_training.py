@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from moodring import EMOTIONS
-from moodring.errors import DataError, ModelError
+from moodring.errors import ConfigError, DataError, ModelError
 from moodring.settings import DEFAULT_MODEL
 from training.data import Split, load_fer2013
 
@@ -146,6 +146,21 @@ def test_a_few_training_steps_lower_the_loss(fer) -> None:
     model.fit(dataset.repeat(10), epochs=1, verbose=0)
     after = model.evaluate(dataset, verbose=0)[0]
     assert after < before - 0.05
+
+
+def test_auto_precision_picks_bfloat16_only_where_it_was_measured_faster() -> None:
+    from training.train import resolve_precision
+
+    amd = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx512f avx512_bf16\n"
+    intel = "vendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    intel_amx = "vendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert resolve_precision("auto", amd) == "bf16"
+    assert resolve_precision("auto", intel) == "fp32"  # 2x slower in bf16 without AMX
+    assert resolve_precision("auto", intel_amx) == "bf16"
+    assert resolve_precision("auto", "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2\n") == "fp32"
+    assert resolve_precision("bf16", intel) == "bf16" and resolve_precision("fp32", amd) == "fp32"
+    with pytest.raises(ConfigError, match="--precision must be"):
+        resolve_precision("fp8", amd)
 
 
 def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:

@@ -53,17 +53,24 @@ class TrainConfig:
     init_from: str | None = None  # a trained float32 model of the same architecture to start from (warm restart)
 
 
-def resolve_precision(precision: str) -> str:
-    """'auto' picks bfloat16 only where the CPU computes it natively; elsewhere it is slower."""
+def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
+    """'auto' picks bfloat16 only where it was measured faster than float32 (training/EXPERIMENTS.md).
+
+    That is AMX (Intel's matrix tiles) or AMD's avx512_bf16: 1.4x float32 on the AMD EPYC these runs
+    began on. An Intel Xeon with avx512_bf16 but no AMX trained the same net 2x *slower* in bf16.
+    """
     if precision != "auto":
         if precision not in {"bf16", "fp32"}:
             raise ConfigError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
         return precision
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    return "bf16" if "avx512_bf16" in flags or "amx_bf16" in flags else "fp32"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "fp32"
+    flags = set(cpuinfo.split())
+    amd_bf16 = "AuthenticAMD" in flags and "avx512_bf16" in flags
+    return "bf16" if "amx_bf16" in flags or amd_bf16 else "fp32"
 
 
 def augmentation(seed: int) -> keras.Sequential:
