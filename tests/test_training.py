@@ -163,6 +163,31 @@ def test_auto_precision_picks_bfloat16_only_where_it_was_measured_faster() -> No
         resolve_precision("fp8", amd)
 
 
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_mixing_blends_faces_and_labels_alike(kind: str, fer) -> None:
+    from training.train import make_dataset, mixing
+
+    faces = Split(fer.train.images[:64], fer.train.labels[:64])
+    (plain_x, plain_y), (mixed_x, mixed_y) = (
+        next(iter(make_dataset(faces, 64, mix=mix))) for mix in (None, mixing(kind, seed=1))
+    )
+    mixed_x, mixed_y = mixed_x.numpy(), mixed_y.numpy()
+    assert mixed_x.shape == plain_x.shape and 0.0 <= mixed_x.min() and mixed_x.max() <= 1.0
+    np.testing.assert_allclose(mixed_y.sum(axis=1), 1.0, atol=1e-5)  # still a distribution over the 7 emotions
+    blended = mixed_y.max(axis=1) < 0.999
+    assert 0 < blended.sum() < 64  # some faces got a partner; those with the same label or a weight of ~1 did not
+    changed = np.abs(mixed_x - plain_x.numpy()).reshape(64, -1).max(axis=1) > 1e-6
+    assert changed[blended].all()  # a mixed label always comes with a mixed face
+
+
+def test_train_cli_trains_with_cutmix(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "--limit", "64", "--epochs", "1", "--mix", "cutmix", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run_dir / "config.json").read_text())["mix"] == "cutmix"
+    assert (run_dir / "model.keras").is_file()
+
+
 def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_cli("train", "--limit", "256", "--epochs", "1", "--run-dir", str(run_dir))

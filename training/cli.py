@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--distill-weight", type=float, default=0.7, help="share of the teacher's probabilities in the targets"
     )
     train.add_argument(
+        "--mix",
+        choices=("none", "mixup", "cutmix"),
+        default="none",
+        help="blend pairs of training faces and their labels, a regulariser (default: none, the shipped recipe)",
+    )
+    train.add_argument(
         "--init-from",
         type=Path,
         metavar="MODEL",
@@ -139,6 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         teacher=str(args.teacher) if args.teacher else None,
         distill_weight=args.distill_weight,
+        mix=args.mix,
         init_from=str(args.init_from) if args.init_from else None,
     )
     if args.run_dir:

@@ -50,6 +50,7 @@ class TrainConfig:
     frozen_epochs: int = 3  # ResNet50V2 with pretrained weights only: train the head on a frozen base first
     teacher: str | None = None  # a trained .keras model (or ensemble) to distil from
     distill_weight: float = 0.7  # share of the teacher's probabilities in each training target
+    mix: str = "none"  # "mixup" or "cutmix": blend pairs of training faces and their labels
     init_from: str | None = None  # a trained float32 model of the same architecture to start from (warm restart)
 
 
@@ -87,6 +88,21 @@ def augmentation(seed: int) -> keras.Sequential:
     )
 
 
+def mixing(kind: str, seed: int) -> layers.Layer | None:
+    """A batch-level regulariser: blend pairs of faces and their labels (MixUp), or paste a patch of one face
+    into another and label it by area (CutMix). Float32 even under bf16 training, so the labels stay exact.
+
+    Why: a second training cycle only memorised the 28,709 training faces (training/EXPERIMENTS.md, session 8).
+    """
+    if kind == "none":
+        return None
+    if kind == "mixup":
+        return layers.MixUp(alpha=0.2, seed=seed, dtype="float32")
+    if kind == "cutmix":
+        return layers.CutMix(factor=1.0, seed=seed, dtype="float32")
+    raise ConfigError(f"--mix must be none, mixup or cutmix, not {kind!r}")
+
+
 def make_dataset(
     split: Split,
     batch_size: int,
@@ -94,8 +110,9 @@ def make_dataset(
     augment: keras.Sequential | None = None,
     seed: int = 0,
     targets: np.ndarray | None = None,
+    mix: layers.Layer | None = None,
 ) -> tf.data.Dataset:
-    """Faces as float32 in [0, 1] with one-hot labels (or the given soft `targets`); augmentation on-graph."""
+    """Faces as float32 in [0, 1] with one-hot labels (or soft `targets`); augmentation and mixing on-graph."""
     images = split.images[..., None]
     labels = keras.utils.to_categorical(split.labels, len(EMOTIONS)).astype("float32") if targets is None else targets
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
@@ -104,7 +121,18 @@ def make_dataset(
     dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
     if augment is not None:
         dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if mix is not None:
+        dataset = dataset.map(_mixed(mix), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _mixed(mix: layers.Layer):
+    @tf.autograph.experimental.do_not_convert  # a plain call: nothing for AutoGraph to convert
+    def apply(faces, labels):
+        mixed = mix({"images": faces, "labels": labels}, training=True)
+        return mixed["images"], mixed["labels"]
+
+    return apply
 
 
 def distillation_targets(split: Split, teacher_path: str, weight: float) -> np.ndarray:
@@ -179,6 +207,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
         augment=augmentation(config.seed),
         seed=config.seed,
         targets=targets,
+        mix=mixing(config.mix, config.seed),
     )
     val_ds = make_dataset(data.val, config.batch_size)
     steps = int(np.ceil(len(train_split) / config.batch_size))
