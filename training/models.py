@@ -266,7 +266,7 @@ def ensemble_members(ensemble: keras.Model) -> list[keras.Model]:
     ]
     if not members:
         raise ModelError(f"{ensemble.name} is not an ensemble: it has no member_N sub-models")
-    return [keras.Model(member.input, member.output, name="moodring_cnn") for member in members]
+    return [keras.Model(member.input, member.output, name=member.name) for member in members]
 
 
 def load_model(path: str | Path) -> keras.Model:
