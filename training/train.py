@@ -291,8 +291,11 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
 
 
 def _start_from(model: keras.Model, path: str) -> None:
-    """Copy a trained model's weights into `model`: one more cosine cycle from there (SGDR) costs a
-    fraction of a fresh run, ends at least as well trained, and gives a snapshot that errs differently."""
+    """Copy a trained model's weights into `model`, for one more cosine cycle from there (a warm restart).
+
+    It costs a fraction of a fresh run, but on FER2013 the snapshots came out no better than their
+    parents and erred like them (training/EXPERIMENTS.md, session 8): a tool for experiments.
+    """
     from training.models import load_model
 
     source = load_model(path)
