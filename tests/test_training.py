@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import subprocess
@@ -197,7 +198,34 @@ def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["split"] == "PrivateTest" and metrics["n"] == 3589
     assert 0.0 <= metrics["flip_average_accuracy"] <= 1.0 and 0.0 <= metrics["public_test_accuracy"] <= 1.0
+    assert metrics["trained_on"] == "Training"
     assert "PrivateTest accuracy" in result.stdout
+
+
+def test_a_final_run_learns_from_training_and_public_test(fer) -> None:
+    from training.train import TrainConfig, training_split
+
+    assert training_split(fer, TrainConfig()).images is fer.train.images
+    final = training_split(fer, TrainConfig(final=True))
+    assert len(final) == len(fer.train) + len(fer.val)
+    np.testing.assert_array_equal(final.images[len(fer.train) :], fer.val.images)
+    np.testing.assert_array_equal(final.labels[: len(fer.train)], fer.train.labels)
+    assert len(training_split(fer, TrainConfig(final=True, train_limit=100))) == 100
+
+
+def test_train_cli_final_keeps_the_last_epoch_and_reports_no_public_test(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "--final", "--limit", "64", "--epochs", "2", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (run_dir / "best.keras").exists()  # nothing was selected
+    for name in ("model.keras", "curves.png", "confusion.png"):
+        assert (run_dir / name).is_file(), name
+    with open(run_dir / "history.csv", newline="") as handle:
+        epochs = list(csv.DictReader(handle))
+    assert len(epochs) == 2 and all(epoch.get("val_accuracy", "NA") == "NA" for epoch in epochs)  # no validation
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["trained_on"] == "Training+PublicTest" and metrics["n"] == 3589
+    assert "public_test_accuracy" not in metrics  # it saw those faces: the figure would measure memory
 
 
 def test_resnet50v2_from_scratch_trains_in_one_phase(tmp_path: Path) -> None:

@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="start from this trained float32 model's weights (same architecture) for one more cosine cycle",
     )
+    train.add_argument(
+        "--final",
+        action="store_true",
+        help="train on Training + PublicTest for exactly --epochs and keep the last epoch: for members whose "
+        "recipe was fixed on PublicTest beforehand (nothing is left to select on)",
+    )
     train.add_argument("--limit", type=int, help="train on the first N faces only (smoke tests)")
     train.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-<time>)")
     train.add_argument(
@@ -147,6 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
         distill_weight=args.distill_weight,
         mix=args.mix,
         init_from=str(args.init_from) if args.init_from else None,
+        final=args.final,
     )
     if args.run_dir:
         run_dir = args.run_dir

@@ -126,6 +126,8 @@ def plot_history(histories: Path | dict[str, Path], path: Path, title: str) -> P
         with open(history_csv, newline="") as handle:
             rows = list(csv.DictReader(handle))
         epochs = [int(row["epoch"]) + 1 for row in rows]
+        # A final run trains on PublicTest and has no validation: Keras's CSVLogger writes "NA" there.
+        validated = bool(rows) and rows[0].get("val_loss", "NA") != "NA"
         prefix = f"{label}: " if label else ""
         # One run: train and validation in two colours; several: one colour per run, train dashed.
         train_colour, val_colour = (f"C{index}", f"C{index}") if label else ("C0", "C1")
@@ -137,12 +139,13 @@ def plot_history(histories: Path | dict[str, Path], path: Path, title: str) -> P
                 color=train_colour,
                 label=f"{prefix}train (augmented)",
             )
-            axis.plot(
-                epochs,
-                [float(row[f"val_{metric}"]) for row in rows],
-                color=val_colour,
-                label=f"{prefix}validation (PublicTest)",
-            )
+            if validated:
+                axis.plot(
+                    epochs,
+                    [float(row[f"val_{metric}"]) for row in rows],
+                    color=val_colour,
+                    label=f"{prefix}validation (PublicTest)",
+                )
     for axis, metric in ((axes[0], "loss"), (axes[1], "accuracy")):
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)

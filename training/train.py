@@ -4,6 +4,9 @@ A run folder holds everything a run produces: `best.keras` (selected on PublicTe
 `model.keras` (float32, for inference), `history.csv`, `curves.png`, `confusion.png`,
 `metrics.json` (PrivateTest, reported once) and `config.json`. Interrupt it and run the same
 command with `--resume` to continue from the last finished epoch.
+
+A `final` run trains on Training + PublicTest for exactly `epochs` and keeps the last epoch: no
+`best.keras`, no validation, for members whose recipe and epoch count were fixed beforehand.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class TrainConfig:
     distill_weight: float = 0.7  # share of the teacher's probabilities in each training target
     mix: str = "none"  # "mixup" or "cutmix": blend pairs of training faces and their labels
     init_from: str | None = None  # a trained float32 model of the same architecture to start from (warm restart)
+    final: bool = False  # train on Training + PublicTest, keep the last epoch (nothing left to select on)
 
 
 def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
@@ -194,9 +198,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     keras.utils.set_random_seed(config.seed)
     (run_dir / "config.json").write_text(json.dumps(asdict(config) | {"precision": precision}, indent=2))
 
-    train_split = data.train
-    if config.train_limit:
-        train_split = Split(train_split.images[: config.train_limit], train_split.labels[: config.train_limit])
+    train_split = training_split(data, config)
     targets = None
     if config.teacher:
         targets = distillation_targets(train_split, config.teacher, config.distill_weight)
@@ -209,7 +211,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
         targets=targets,
         mix=mixing(config.mix, config.seed),
     )
-    val_ds = make_dataset(data.val, config.batch_size)
+    val_ds = None if config.final else make_dataset(data.val, config.batch_size)
     steps = int(np.ceil(len(train_split) / config.batch_size))
 
     model, base = build(config)
@@ -221,39 +223,52 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     if fine_tunes and config.frozen_epochs > 0:
         _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose)
     compile_model(model, config, steps, config.learning_rate * 0.1 if fine_tunes else config.learning_rate)
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        verbose=verbose,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
+        keras.callbacks.TerminateOnNaN(),
+        WallClock(run_dir / "train_time.json"),
+    ]
+    if not config.final:
+        callbacks.append(
             keras.callbacks.ModelCheckpoint(
                 str(run_dir / "best.keras"),
                 monitor="val_accuracy",
                 save_best_only=True,
                 initial_value_threshold=_best_so_far(run_dir) if resume else None,
-            ),
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-            keras.callbacks.TerminateOnNaN(),
-            WallClock(run_dir / "train_time.json"),
-        ],
-    )
+            )
+        )
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
 
-    best = keras.models.load_model(run_dir / "best.keras")
+    selected = model if config.final else keras.models.load_model(run_dir / "best.keras")
     keras.mixed_precision.set_global_policy("float32")
-    inference = export_float32(best, config)
+    inference = export_float32(selected, config)
     inference.save(run_dir / "model.keras")
-    report(inference, data, run_dir, title=f"{config.model} ({run_dir.name})")
+    report(inference, data, run_dir, title=f"{config.model} ({run_dir.name})", public_test_seen=config.final)
     return run_dir
 
 
-def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str) -> dict:
-    """PrivateTest metrics (with PublicTest and flip-averaged accuracy beside them), curves and confusion matrix."""
+def training_split(data: Fer2013, config: TrainConfig) -> Split:
+    """The faces a run learns from: Training, plus PublicTest for a final run, cut to `train_limit` if set."""
+    faces = data.train
+    if config.final:
+        faces = Split(np.concatenate([faces.images, data.val.images]), np.concatenate([faces.labels, data.val.labels]))
+    if config.train_limit:
+        faces = Split(faces.images[: config.train_limit], faces.labels[: config.train_limit])
+    return faces
+
+
+def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str, public_test_seen: bool = False) -> dict:
+    """PrivateTest metrics (with PublicTest and flip-averaged accuracy beside them), curves and confusion matrix.
+
+    A model that trained on PublicTest gets no PublicTest figure: it would only measure memory.
+    """
     single = predict_probabilities(model, data.test.images)
     mirrored = predict_probabilities(model, data.test.images[:, :, ::-1])
     metrics = metrics_from_probabilities(single, data.test.labels, "PrivateTest")
-    metrics["public_test_accuracy"] = evaluate(model, data.val, "PublicTest")["accuracy"]
+    metrics["trained_on"] = "Training+PublicTest" if public_test_seen else "Training"
+    if not public_test_seen:
+        metrics["public_test_accuracy"] = evaluate(model, data.val, "PublicTest")["accuracy"]
     # What the selfie pipeline answers with for a bare net when MOODRING_FLIP_AVERAGE is on: face and mirror averaged.
     averaged = metrics_from_probabilities((single + mirrored) / 2, data.test.labels, "PrivateTest")
     metrics["flip_average_accuracy"] = averaged["accuracy"]
