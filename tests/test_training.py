@@ -227,6 +227,11 @@ def test_train_cli_final_keeps_the_last_epoch_and_reports_no_public_test(tmp_pat
     assert metrics["trained_on"] == "Training+PublicTest" and metrics["n"] == 3589
     assert "public_test_accuracy" not in metrics  # it saw those faces: the figure would measure memory
 
+    ensemble = run_cli("ensemble", str(run_dir / "model.keras"), "--out", str(tmp_path / "ensemble.keras"))
+    assert ensemble.returncode == 0, ensemble.stderr[-2000:]
+    scored = [line for line in ensemble.stdout.splitlines() if "PublicTest accuracy" in line]
+    assert len(scored) == 2 and all("trained on PublicTest (--final)" in line for line in scored)
+
 
 def test_resnet50v2_from_scratch_trains_in_one_phase(tmp_path: Path) -> None:
     """A random base has nothing to protect: no frozen head warm-up, straight to the full schedule."""

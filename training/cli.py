@@ -198,13 +198,15 @@ def run_ensemble(args: argparse.Namespace) -> int:
     # The ensemble averages every member over the same views, so its output is the mean of the members'
     # view-averaged outputs: scoring each member this way costs no extra pass and shows what each one brings.
     member_probabilities = []
-    for path, member in zip(args.members, members, strict=True):
+    learnt = [_learnt_public_test(path) for path in args.members]
+    for path, member, seen in zip(args.members, members, learnt, strict=True):
         member_views = build_ensemble([member], args.views, args.half_storage)
         member_probabilities.append(predict_probabilities(member_views, data.val.images, flip_average))
         accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
-        print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}")
+        print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}{LEARNT_NOTE if seen else ''}")
     ensemble_probabilities = np.mean(member_probabilities, axis=0)
     accuracy = metrics_from_probabilities(ensemble_probabilities, data.val.labels, "PublicTest")["accuracy"]
+    how += LEARNT_NOTE if any(learnt) else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     if args.curves:
@@ -214,6 +216,18 @@ def run_ensemble(args: argparse.Namespace) -> int:
         f"PublicTest accuracy {accuracy:.4f}{how}"
     )
     return 0
+
+
+LEARNT_NOTE = " [trained on PublicTest (--final): this measures memory, not accuracy]"
+
+
+def _learnt_public_test(model_path: Path) -> bool:
+    """Whether the model's run folder says it was trained with --final, i.e. on PublicTest too."""
+    metrics = model_path.parent / "metrics.json"
+    try:
+        return json.loads(metrics.read_text()).get("trained_on") == "Training+PublicTest"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def run_members(args: argparse.Namespace) -> int:
