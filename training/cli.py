@@ -223,9 +223,11 @@ LEARNT_NOTE = " [trained on PublicTest (--final): this measures memory, not accu
 
 def _learnt_public_test(model_path: Path) -> bool:
     """Whether the model's run folder says it was trained with --final, i.e. on PublicTest too."""
+    from training.data import FINAL_TRAINING
+
     metrics = model_path.parent / "metrics.json"
     try:
-        return json.loads(metrics.read_text()).get("trained_on") == "Training+PublicTest"
+        return json.loads(metrics.read_text()).get("trained_on") == FINAL_TRAINING
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -20,6 +20,7 @@ from moodring.errors import DataError, first_line
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+FINAL_TRAINING = "Training+PublicTest"  # what a final run (`moodring train --final`) learns from
 IMAGE_SIZE = 48
 CSV_LAYOUT = "a FER2013 csv with columns emotion,pixels,Usage (48x48 grayscale)"
 FOLDER_LAYOUT = "an image folder with train/<class>/* and test/<class>/*"

@@ -27,7 +27,7 @@ from keras import layers
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError
-from training.data import Fer2013, Split
+from training.data import FINAL_TRAINING, Fer2013, Split
 from training.evaluate import evaluate, metrics_from_probabilities, plot_confusion, plot_history, predict_probabilities
 from training.models import build_cnn, build_resnet50v2
 
@@ -266,7 +266,7 @@ def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str, public_
     single = predict_probabilities(model, data.test.images)
     mirrored = predict_probabilities(model, data.test.images[:, :, ::-1])
     metrics = metrics_from_probabilities(single, data.test.labels, "PrivateTest")
-    metrics["trained_on"] = "Training+PublicTest" if public_test_seen else "Training"
+    metrics["trained_on"] = FINAL_TRAINING if public_test_seen else "Training"
     if not public_test_seen:
         metrics["public_test_accuracy"] = evaluate(model, data.val, "PublicTest")["accuracy"]
     # What the selfie pipeline answers with for a bare net when MOODRING_FLIP_AVERAGE is on: face and mirror averaged.
