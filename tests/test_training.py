@@ -267,6 +267,19 @@ def test_resume_continues_after_the_last_finished_epoch(tmp_path: Path) -> None:
     assert epochs[-1] == "2" and "0" in epochs
 
 
+def test_resume_refuses_a_finished_run_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """Keras deletes a run's backup when it finishes, so resuming it would silently train from scratch."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"accuracy": 0.5}')
+    result = run_cli("train", "--resume", "--run-dir", str(run_dir))
+    assert result.returncode == 2 and result.stdout == ""
+    assert moodring_lines(result.stderr) == 1
+    assert f"the run in {run_dir} has finished" in result.stderr
+    assert [path.name for path in run_dir.iterdir()] == ["metrics.json"]
+    assert (run_dir / "metrics.json").read_text() == '{"accuracy": 0.5}'
+
+
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
 def test_shipped_model_is_trained(fer) -> None:
     from training.evaluate import evaluate

@@ -133,6 +133,14 @@ def run_train(args: argparse.Namespace) -> int:
     for flag, path in (("--teacher", args.teacher), ("--init-from", args.init_from)):
         if path and not path.is_file():  # before TensorFlow starts and logs
             raise ConfigError(f"{flag} {path}: no such model file")
+    if args.run_dir:
+        run_dir = args.run_dir
+    elif args.resume:
+        run_dir = _newest_run(settings.runs_dir, args.model)
+    else:
+        run_dir = settings.runs_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.resume and (run_dir / "metrics.json").exists():  # its backup is gone: resuming would start over
+        raise ConfigError(f"--resume: the run in {run_dir} has finished; pass a new --run-dir to train again")
     from training.data import load_fer2013
     from training.train import TrainConfig, train
 
@@ -155,12 +163,6 @@ def run_train(args: argparse.Namespace) -> int:
         init_from=str(args.init_from) if args.init_from else None,
         final=args.final,
     )
-    if args.run_dir:
-        run_dir = args.run_dir
-    elif args.resume:
-        run_dir = _newest_run(settings.runs_dir, args.model)
-    else:
-        run_dir = settings.runs_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     train(config, data, run_dir, resume=args.resume)
     metrics = json.loads((run_dir / "metrics.json").read_text())
