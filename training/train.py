@@ -96,7 +96,9 @@ def mixing(kind: str, seed: int) -> layers.Layer | None:
     """A batch-level regulariser: blend pairs of faces and their labels (MixUp), or paste a patch of one face
     into another and label it by area (CutMix). Float32 even under bf16 training, so the labels stay exact.
 
-    Why: a second training cycle only memorised the 28,709 training faces (training/EXPERIMENTS.md, session 8).
+    Tried because a second training cycle only memorised the training faces (session 8); on top of the
+    augmentation above, CutMix made the 32-wide net underfit and score 1.2 points lower (training/EXPERIMENTS.md,
+    session 9): a tool for experiments, off in the shipped recipe.
     """
     if kind == "none":
         return None
