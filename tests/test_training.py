@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,34 @@ def test_loader_reads_its_cache_identically(fer, shared_data: Path, tmp_path: Pa
     second = load_fer2013(source, cache_dir=tmp_path)
     np.testing.assert_array_equal(first.test.images, second.test.images)
     np.testing.assert_array_equal(first.test.labels, fer.test.labels)
+
+
+def write_small_csv(path: Path, shade: int, rows_per_split: int = 1) -> None:
+    row = " ".join([str(shade)] * 48 * 48)
+    usages = ("Training", "PublicTest", "PrivateTest") * rows_per_split
+    lines = ["emotion,pixels,Usage", *(f"{index % 7},{row},{usage}" for index, usage in enumerate(usages))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_cache_writers_running_at_once_all_succeed(tmp_path: Path) -> None:
+    source = tmp_path / "fer.csv"
+    write_small_csv(source, shade=7, rows_per_split=200)  # big enough for the writes to overlap
+    cache_dir = tmp_path / "cache"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        loaded = list(pool.map(lambda _: load_fer2013(source, cache_dir=cache_dir), range(8)))
+    assert all(int(data.test.images.max()) == 7 for data in loaded)
+    assert [path.name.startswith("fer2013-") for path in cache_dir.iterdir()] == [True], "one cache, no temp files"
+
+
+def test_a_changed_source_replaces_its_cache(tmp_path: Path) -> None:
+    source = tmp_path / "fer.csv"
+    cache_dir = tmp_path / "cache"
+    write_small_csv(source, shade=7)
+    load_fer2013(source, cache_dir=cache_dir)
+    old_cache = next(cache_dir.iterdir())
+    write_small_csv(source, shade=200)
+    assert int(load_fer2013(source, cache_dir=cache_dir).test.images.max()) == 200
+    assert not old_cache.exists() and len(list(cache_dir.iterdir())) == 1
 
 
 def test_loader_reads_the_image_folder_layout(fer, tmp_path: Path) -> None:

@@ -2,13 +2,16 @@
 
 Splits follow the challenge: Training to train, PublicTest to select models, PrivateTest to
 report once. Parsing the csv takes a few seconds, so the decoded arrays are cached as `.npz` in
-the cache folder, keyed by the source file's size and modification time.
+the cache folder, keyed by the source file's path, size and modification time; a new version of
+the source replaces its old cache rather than piling up beside it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,17 +78,32 @@ def load_fer2013(path: Path, cache_dir: Path | None = None) -> Fer2013:
             log.warning("ignoring unreadable FER2013 cache %s", cache)
     images, labels, usage = _parse_csv(path)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=images, labels=labels, usage=usage)
-        tmp.replace(cache)
+        _write_cache(cache, images=images, labels=labels, usage=usage)
     return _from_arrays(images, labels, usage)
 
 
 def _cache_file(path: Path, cache_dir: Path) -> Path:
     stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    return Path(cache_dir) / f"fer2013-{key[:16]}.npz"
+    source = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    version = hashlib.sha1(f"{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:8]
+    return Path(cache_dir) / f"fer2013-{source}-{version}.npz"
+
+
+def _write_cache(cache: Path, **arrays: np.ndarray) -> None:
+    """Write through a private temp file, so concurrent runs (one per core) never collide."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.stem}-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, cache)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    source = cache.stem.rsplit("-", 1)[0]
+    for stale in cache.parent.glob(f"{source}-*.npz"):
+        if stale != cache:
+            stale.unlink(missing_ok=True)
 
 
 def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
