@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +34,7 @@ import spotipy
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth, SpotifyOauthError
 
+from moodring.files import replaced_atomically
 from moodring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,14 +92,8 @@ class PrivateTokenCache(CacheHandler):
     def save_token_to_cache(self, token_info: dict) -> None:
         """Replace the stored token atomically; the new file is 0600 from its first byte."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".spotify-token-")  # mkstemp creates 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(token_info, handle)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_atomically(self.path) as handle:
+            json.dump(token_info, handle)
 
 
 class PlaylistStore:
@@ -141,15 +134,8 @@ class PlaylistStore:
                 self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".playlists-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self._ids, handle, indent=2, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_atomically(self.path) as handle:
+            json.dump(self._ids, handle, indent=2, sort_keys=True)
 
 
 def make_oauth(settings: Settings, session: requests.Session | None = None) -> SpotifyOAuth:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from moodring import EMOTIONS
 from moodring.errors import DataError, first_line
+from moodring.files import replaced_atomically
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +89,9 @@ def _cache_file(path: Path, cache_dir: Path) -> Path:
 
 
 def _write_cache(cache: Path, **arrays: np.ndarray) -> None:
-    """Write through a private temp file, so concurrent runs (one per core) never collide."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.stem}-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, cache)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (two runs at once, one per core, may both build it), then drop the source's older caches."""
+    with replaced_atomically(cache, binary=True) as handle:
+        np.savez(handle, **arrays)
     source = cache.stem.rsplit("-", 1)[0]
     for stale in cache.parent.glob(f"{source}-*.npz"):
         if stale != cache:
