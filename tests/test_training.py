@@ -309,6 +309,17 @@ def test_resume_refuses_a_finished_run_and_leaves_it_as_it_was(tmp_path: Path) -
     assert (run_dir / "metrics.json").read_text() == '{"accuracy": 0.5}'
 
 
+def test_train_from_python_refuses_to_resume_a_finished_run(fer, tmp_path: Path) -> None:
+    from training.train import TrainConfig, train
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"accuracy": 0.5}')
+    with pytest.raises(ConfigError, match="has finished"):
+        train(TrainConfig(epochs=1, train_limit=64), fer, run_dir, resume=True)
+    assert [path.name for path in run_dir.iterdir()] == ["metrics.json"]
+
+
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
 def test_shipped_model_is_trained(fer) -> None:
     from training.evaluate import evaluate

@@ -139,8 +139,6 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = _newest_run(settings.runs_dir, args.model)
     else:
         run_dir = settings.runs_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.resume and (run_dir / "metrics.json").exists():  # its backup is gone: resuming would start over
-        raise ConfigError(f"--resume: the run in {run_dir} has finished; pass a new --run-dir to train again")
     from training.data import load_fer2013
     from training.train import TrainConfig, train
 

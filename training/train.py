@@ -187,8 +187,11 @@ def compile_model(model: keras.Model, config: TrainConfig, steps: int, learning_
 def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = False) -> Path:
     """Train, select on PublicTest, export float32 `model.keras`, and report PrivateTest once.
 
-    Returns the run folder. Without `resume`, an existing backup in the run folder is discarded.
+    Returns the run folder. Without `resume`, an existing backup in the run folder is discarded;
+    with it, a finished run (one with `metrics.json`) is a ConfigError, since Keras has deleted its backup.
     """
+    if resume and (run_dir / "metrics.json").exists():  # Keras deleted its backup: resuming would start over
+        raise ConfigError(f"--resume: the run in {run_dir} has finished; pass a new --run-dir to train again")
     run_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = run_dir / "backup"
     if not resume:  # a fresh run in a used folder must not inherit the old run's state
