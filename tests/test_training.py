@@ -296,6 +296,34 @@ def test_resume_continues_after_the_last_finished_epoch(tmp_path: Path) -> None:
     assert epochs[-1] == "2" and "0" in epochs
 
 
+def test_an_interrupted_best_checkpoint_save_leaves_the_previous_best_whole(tmp_path: Path) -> None:
+    """A resumed run must find a loadable best.keras, whatever moment the last run was stopped at."""
+    import keras
+
+    from training.train import BestCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = tmp_path / "best.keras"
+    checkpoint = BestCheckpoint(best)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_accuracy": 0.5})
+    assert [path.name for path in tmp_path.iterdir()] == ["best.keras"]
+    saved = best.read_bytes()
+
+    model.layers[0].kernel.assign(np.ones((2, 1), dtype="float32"))
+    (tmp_path / "best.partial.keras").mkdir()  # the next save fails half-way, as if the run were killed
+    with pytest.raises(OSError):
+        checkpoint.on_epoch_end(1, {"val_accuracy": 0.6})
+    assert best.read_bytes() == saved
+    assert keras.models.load_model(best).count_params() == 3
+
+    (tmp_path / "best.partial.keras").rmdir()
+    checkpoint.on_epoch_end(2, {"val_accuracy": 0.55})  # no better than the best: nothing replaced
+    assert best.read_bytes() == saved
+    checkpoint.on_epoch_end(3, {"val_accuracy": 0.7})
+    assert best.read_bytes() != saved and not (tmp_path / "best.partial.keras").exists()
+
+
 def test_resume_refuses_a_finished_run_and_leaves_it_as_it_was(tmp_path: Path) -> None:
     """Keras deletes a run's backup when it finishes, so resuming it would silently train from scratch."""
     run_dir = tmp_path / "run"

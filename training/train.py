@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -228,21 +229,18 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     if fine_tunes and config.frozen_epochs > 0:
         _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose)
     compile_model(model, config, steps, config.learning_rate * 0.1 if fine_tunes else config.learning_rate)
-    callbacks = [
+    # Keras runs these in order at each epoch's end. An interruption between two of them must leave a
+    # consistent run: the epoch counts as done (backup) only once its checkpoint is whole on disk, and
+    # its history row, written last, promises that everything of that epoch has been saved.
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if not config.final:
+        threshold = _best_so_far(run_dir) if resume else None
+        callbacks.append(BestCheckpoint(run_dir / "best.keras", initial_value_threshold=threshold))
+    callbacks += [
+        WallClock(run_dir / "train_time.json"),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-        keras.callbacks.TerminateOnNaN(),
-        WallClock(run_dir / "train_time.json"),
     ]
-    if not config.final:
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(run_dir / "best.keras"),
-                monitor="val_accuracy",
-                save_best_only=True,
-                initial_value_threshold=_best_so_far(run_dir) if resume else None,
-            )
-        )
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
 
     selected = model if config.final else keras.models.load_model(run_dir / "best.keras")
@@ -306,7 +304,9 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
             WallClock(run_dir / "train_time.json"),
         ],
     )
-    model.save_weights(done_marker)
+    partial = run_dir / "frozen.partial.weights.h5"  # an interrupted save must not pass for a finished phase
+    model.save_weights(partial)
+    os.replace(partial, done_marker)
     base.trainable = True
 
 
@@ -333,6 +333,30 @@ def _best_so_far(run_dir: Path) -> float | None:
     with open(history, newline="") as handle:
         scores = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
     return max(scores, default=None)
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keeps the model with the best PublicTest accuracy in `path`, replaced whole or not at all.
+
+    Keras writes its checkpoint in place, so an interruption during the save would leave a broken
+    `best.keras` that a resumed run can neither load nor beat. This one writes beside it and renames.
+    """
+
+    def __init__(self, path: Path, initial_value_threshold: float | None = None) -> None:
+        self.path = path
+        super().__init__(
+            str(path.with_name(f"{path.stem}.partial.keras")),
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=initial_value_threshold,
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        best_before = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best != best_before:  # this epoch improved on the best so far, and was saved
+            os.replace(self.filepath, self.path)
 
 
 class WallClock(keras.callbacks.Callback):
