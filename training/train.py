@@ -28,6 +28,7 @@ from keras import layers
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError
+from moodring.files import replaced_atomically
 from training.data import FINAL_TRAINING, Fer2013, Split
 from training.evaluate import evaluate, metrics_from_probabilities, plot_confusion, plot_history, predict_probabilities
 from training.models import build_cnn, build_resnet50v2
@@ -371,7 +372,8 @@ class WallClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         total = json.loads(self.path.read_text())["seconds"] if self.path.exists() else 0.0
-        self.path.write_text(json.dumps({"seconds": round(total + time.perf_counter() - self.started, 1)}))
+        with replaced_atomically(self.path) as handle:  # a run stopped mid-write must still resume
+            json.dump({"seconds": round(total + time.perf_counter() - self.started, 1)}, handle)
 
 
 def export_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
