@@ -307,7 +307,7 @@ def test_an_interrupted_best_checkpoint_save_leaves_the_previous_best_whole(tmp_
     checkpoint = BestCheckpoint(best)
     checkpoint.set_model(model)
     checkpoint.on_epoch_end(0, {"val_accuracy": 0.5})
-    assert [path.name for path in tmp_path.iterdir()] == ["best.keras"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best.json", "best.keras"]
     saved = best.read_bytes()
 
     model.layers[0].kernel.assign(np.ones((2, 1), dtype="float32"))
@@ -322,6 +322,19 @@ def test_an_interrupted_best_checkpoint_save_leaves_the_previous_best_whole(tmp_
     assert best.read_bytes() == saved
     checkpoint.on_epoch_end(3, {"val_accuracy": 0.7})
     assert best.read_bytes() != saved and not (tmp_path / "best.partial.keras").exists()
+    assert json.loads((tmp_path / "best.json").read_text()) == {"epoch": 4, "val_accuracy": 0.7}
+
+
+def test_a_resumed_run_keeps_the_bar_of_a_best_epoch_missing_from_the_history(tmp_path: Path) -> None:
+    """A stop between the checkpoint and the history row must not let a worse epoch replace best.keras."""
+    from training.train import _best_so_far
+
+    assert _best_so_far(tmp_path) is None
+    (tmp_path / "best.keras").write_bytes(b"model")
+    (tmp_path / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.6\n")
+    assert _best_so_far(tmp_path) == 0.6
+    (tmp_path / "best.json").write_text('{"epoch": 3, "val_accuracy": 0.65}')
+    assert _best_so_far(tmp_path) == 0.65
 
 
 def test_resume_refuses_a_finished_run_and_leaves_it_as_it_was(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Train a Moodring model on FER2013: augmentation, Adam, cosine schedule, resumable.
 
-A run folder holds everything a run produces: `best.keras` (selected on PublicTest),
+A run folder holds everything a run produces: `best.keras` (selected on PublicTest; its epoch and
+score in `best.json`),
 `model.keras` (float32, for inference), `history.csv`, `curves.png`, `confusion.png`,
 `metrics.json` (PrivateTest, reported once) and `config.json`. Interrupt it and run the same
 command with `--resume` to continue from the last finished epoch.
@@ -301,8 +302,8 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
         epochs=config.frozen_epochs,
         verbose=verbose,
         callbacks=[
+            WallClock(run_dir / "train_time.json"),  # before the backup, as in train(): every epoch run is counted
             keras.callbacks.BackupAndRestore(str(run_dir / "backup-frozen")),
-            WallClock(run_dir / "train_time.json"),
         ],
     )
     partial = run_dir / "frozen.partial.weights.h5"  # an interrupted save must not pass for a finished phase
@@ -327,12 +328,19 @@ def _start_from(model: keras.Model, path: str) -> None:
 
 
 def _best_so_far(run_dir: Path) -> float | None:
-    """Best PublicTest accuracy of the epochs already run, so a resumed run keeps the best checkpoint."""
-    history = run_dir / "history.csv"
-    if not history.exists() or not (run_dir / "best.keras").exists():
+    """Best PublicTest accuracy of the epochs already run, so a resumed run keeps the best checkpoint.
+
+    best.json holds the score of the model in best.keras, even if the run stopped before that epoch's
+    history row was written; history.csv covers runs started before best.json existed.
+    """
+    if not (run_dir / "best.keras").exists():
         return None
-    with open(history, newline="") as handle:
-        scores = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    scores = []
+    if (run_dir / "best.json").exists():
+        scores.append(float(json.loads((run_dir / "best.json").read_text())["val_accuracy"]))
+    if (run_dir / "history.csv").exists():
+        with open(run_dir / "history.csv", newline="") as handle:
+            scores += [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
     return max(scores, default=None)
 
 
@@ -358,6 +366,8 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         super().on_epoch_end(epoch, logs)
         if self.best != best_before:  # this epoch improved on the best so far, and was saved
             os.replace(self.filepath, self.path)
+            with replaced_atomically(self.path.with_suffix(".json")) as handle:
+                json.dump({"epoch": epoch + 1, "val_accuracy": float(self.best)}, handle)
 
 
 class WallClock(keras.callbacks.Callback):
