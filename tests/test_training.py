@@ -418,7 +418,7 @@ def test_train_cli_distils_from_a_teacher(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["teacher"] == str(DEFAULT_MODEL) and config["distill_weight"] == 0.7
+    assert config["teacher"] == str(DEFAULT_MODEL) and config["distill_weight"] == 0.3
     assert (run_dir / "model.keras").is_file()
 
     missing = run_cli("train", "--limit", "128", "--epochs", "1", "--teacher", str(tmp_path / "nope.keras"))
