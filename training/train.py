@@ -1,9 +1,8 @@
 """Train a Moodring model on FER2013: augmentation, Adam, cosine schedule, resumable.
 
 A run folder holds everything a run produces: `best.keras` (selected on PublicTest; its epoch and
-score in `best.json`),
-`model.keras` (float32, for inference), `history.csv`, `curves.png`, `confusion.png`,
-`metrics.json` (PrivateTest, reported once) and `config.json`. Interrupt it and run the same
+score in `best.json`), `model.keras` (float32, for inference), `history.csv`, `curves.png`,
+`confusion.png`, `metrics.json` (PrivateTest, reported once) and `config.json`. Interrupt it and run the same
 command with `--resume` to continue from the last finished epoch.
 
 A `final` run trains on Training + PublicTest for exactly `epochs` and keeps the last epoch: no
