@@ -469,6 +469,14 @@ def test_members_cli_gives_back_each_member_of_an_ensemble(tmp_path: Path, fer) 
         assert member.count_params() == original.count_params()
         np.testing.assert_allclose(predict_probabilities(member, faces), predict_probabilities(original, faces))
 
+    # The shipped ensemble stores its weights in float16: its members must combine again, unchanged.
+    half = tmp_path / "half.keras"
+    build_ensemble([first, second], (View(1),), half_storage=True).save(half)
+    assert run_cli("members", str(half), "--out-dir", str(tmp_path / "half-members")).returncode == 0
+    members = [load_model(tmp_path / "half-members" / f"member-{number}.keras") for number in (1, 2)]
+    rebuilt = build_ensemble(members, (View(1),), half_storage=True)
+    np.testing.assert_array_equal(predict_probabilities(rebuilt, faces), predict_probabilities(load_model(half), faces))
+
     single = tmp_path / "single.keras"
     first.save(single)
     refused = run_cli("members", str(single), "--out-dir", str(tmp_path / "none"))

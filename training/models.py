@@ -231,8 +231,10 @@ def build_ensemble(
             f"views must be distinct, each cutting 0 to {MAX_CROP} pixels, not {[str(view) for view in views]}"
         )
     for number, member in enumerate(members, start=1):
-        policies = {layer.dtype_policy.name for layer in member.layers} - {"float32"}
-        if policies:  # LiteRT's built-in ops are float32: a bf16 layer would need TensorFlow's Flex delegate
+        # LiteRT's built-in ops are float32: a bf16 layer would need TensorFlow's Flex delegate. Float16
+        # storage computes in float32, so members taken back out of a half-storage ensemble are welcome.
+        policies = {layer.dtype_policy.name for layer in member.layers if layer.dtype_policy.compute_dtype != "float32"}
+        if policies:
             raise ModelError(  # by position, as the CLI's member paths are given: every run's model has one name
                 f"member {number} of {len(members)} ({member.name}) has {', '.join(sorted(policies))} layers: "
                 "use a run's float32 model.keras, not best.keras"
