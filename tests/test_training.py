@@ -292,8 +292,19 @@ def test_resume_continues_after_the_last_finished_epoch(tmp_path: Path) -> None:
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Epoch 1/3" not in resumed.stdout and "Epoch 3/3" in resumed.stdout
+    assert "no saved training state" not in resumed.stderr
     epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
     assert epochs[-1] == "2" and "0" in epochs
+
+
+def test_resume_without_saved_state_says_it_starts_over(tmp_path: Path) -> None:
+    """A cache lost with a machine must not look like a resumed run: one warning, then a whole run."""
+    run_dir = tmp_path / "lost"
+    result = run_cli("train", "--resume", "--limit", "64", "--epochs", "1", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "no saved training state" in line]
+    assert len(warnings) == 1 and "starting at epoch 1" in warnings[0] and str(run_dir) in warnings[0]
+    assert (run_dir / "metrics.json").exists()
 
 
 def test_an_interrupted_best_checkpoint_save_leaves_the_previous_best_whole(tmp_path: Path) -> None:

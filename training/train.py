@@ -201,6 +201,8 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
         shutil.rmtree(backup_dir, ignore_errors=True)
         shutil.rmtree(run_dir / "backup-frozen", ignore_errors=True)
         (run_dir / "train_time.json").unlink(missing_ok=True)
+    elif not _has_saved_state(run_dir):  # e.g. the cache was lost with a machine: say so, then start over
+        log.warning("--resume: no saved training state in %s; starting at epoch 1", run_dir)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     keras.utils.set_random_seed(config.seed)
@@ -285,6 +287,12 @@ def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str, public_
     if (run_dir / "history.csv").exists():
         plot_history(run_dir / "history.csv", run_dir / "curves.png", title)
     return metrics
+
+
+def _has_saved_state(run_dir: Path) -> bool:
+    """Whether an interrupted run left anything to resume from: a backup of either phase, or a finished head."""
+    saved = [run_dir / "backup", run_dir / "backup-frozen"]
+    return (run_dir / "frozen.weights.h5").exists() or any(any(folder.glob("*")) for folder in saved if folder.is_dir())
 
 
 def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose) -> None:
