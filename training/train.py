@@ -35,6 +35,10 @@ from training.models import build_cnn, build_resnet50v2
 
 log = logging.getLogger(__name__)
 
+# What an interrupted run keeps in its folder, so `--resume` can go on: Keras' backups of the main phase and
+# of ResNet50V2's frozen-head phase, and the head's weights once that phase has finished.
+BACKUP, FROZEN_BACKUP, FROZEN_HEAD = "backup", "backup-frozen", "frozen.weights.h5"
+
 
 @dataclass
 class TrainConfig:
@@ -196,10 +200,9 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     if resume and (run_dir / "metrics.json").exists():  # Keras deleted its backup: resuming would start over
         raise ConfigError(f"--resume: the run in {run_dir} has finished; pass a new --run-dir to train again")
     run_dir.mkdir(parents=True, exist_ok=True)
-    backup_dir = run_dir / "backup"
     if not resume:  # a fresh run in a used folder must not inherit the old run's state
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        shutil.rmtree(run_dir / "backup-frozen", ignore_errors=True)
+        shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
+        shutil.rmtree(run_dir / FROZEN_BACKUP, ignore_errors=True)
         (run_dir / "train_time.json").unlink(missing_ok=True)
     elif not _has_saved_state(run_dir):  # e.g. the cache was lost with a machine: say so, then start over
         log.warning("--resume: no saved training state in %s; starting at epoch 1", run_dir)
@@ -242,7 +245,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
         callbacks.append(BestCheckpoint(run_dir / "best.keras", initial_value_threshold=threshold))
     callbacks += [
         WallClock(run_dir / "train_time.json"),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
@@ -291,13 +294,13 @@ def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str, public_
 
 def _has_saved_state(run_dir: Path) -> bool:
     """Whether an interrupted run left anything to resume from: a backup of either phase, or a finished head."""
-    saved = [run_dir / "backup", run_dir / "backup-frozen"]
-    return (run_dir / "frozen.weights.h5").exists() or any(any(folder.glob("*")) for folder in saved if folder.is_dir())
+    backups = [run_dir / BACKUP, run_dir / FROZEN_BACKUP]
+    return (run_dir / FROZEN_HEAD).exists() or any(any(folder.glob("*")) for folder in backups if folder.is_dir())
 
 
 def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume, verbose) -> None:
     """Train only the new head for a few epochs so fine-tuning starts from sensible gradients."""
-    done_marker = run_dir / "frozen.weights.h5"
+    done_marker = run_dir / FROZEN_HEAD
     if resume and done_marker.exists():
         model.load_weights(done_marker)
         return
@@ -311,7 +314,7 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
         verbose=verbose,
         callbacks=[
             WallClock(run_dir / "train_time.json"),  # before the backup, as in train(): every epoch run is counted
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup-frozen")),
+            keras.callbacks.BackupAndRestore(str(run_dir / FROZEN_BACKUP)),
         ],
     )
     partial = run_dir / "frozen.partial.weights.h5"  # an interrupted save must not pass for a finished phase
