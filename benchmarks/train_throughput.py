@@ -9,7 +9,8 @@ oneDNN switch once, at import):
 
 Prints images per second and the minutes one FER2013 epoch (28,709 faces) would take.
 `--resnet-sizes 48 64 96` adds ResNet50V2 (from scratch, whole net trained) at those input sides;
-`--widths` chooses the CNNs (e.g. `--widths` alone measures none).
+`--widths` chooses the VGG-style CNNs (e.g. `--widths` alone measures none), `--residual-widths` adds
+residual ones (`moodring train --model rescnn`), e.g. `--residual-widths 24,48,96,192`.
 """
 
 from __future__ import annotations
@@ -35,13 +36,16 @@ def main() -> None:
         default=list(CANDIDATES),
         help="CNN widths to measure, e.g. 32,64,128,256 (default: all three candidates)",
     )
+    parser.add_argument(
+        "--residual-widths", nargs="*", type=parse_int_list, default=[], help="residual CNN widths to measure"
+    )
     parser.add_argument("--resnet-sizes", nargs="*", type=int, default=[], help="ResNet50V2 input sides")
     args = parser.parse_args()
 
     import keras
     import numpy as np
 
-    from training.models import build_cnn, build_resnet50v2
+    from training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
     if args.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -50,6 +54,10 @@ def main() -> None:
     labels = keras.utils.to_categorical(rng.integers(0, 7, len(faces)), 7)
     print(f"oneDNN={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} precision={args.precision}")
     candidates = [(f"cnn widths={widths}", lambda w=widths: build_cnn(widths=w)) for widths in args.widths]
+    candidates += [
+        (f"residual cnn widths={widths}", lambda w=widths: build_residual_cnn(widths=w))
+        for widths in args.residual_widths
+    ]
     candidates += [
         (f"resnet50v2 {size}x{size}", lambda s=size: build_resnet50v2(input_size=s, weights=None)[0])
         for size in args.resnet_sizes

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from moodring.errors import ConfigError
 from moodring.settings import Settings, parse_int_list
+from training import MODELS
 
 if TYPE_CHECKING:
     from training.models import View
@@ -20,16 +21,21 @@ SPLIT_CHOICES = ("Training", "PublicTest", "PrivateTest")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `train` and `evaluate` to the `moodring` command."""
     train = subparsers.add_parser("train", help="train an emotion model on FER2013")
-    train.add_argument("--model", choices=("cnn", "resnet50v2"), default="cnn")
+    train.add_argument(
+        "--model",
+        choices=MODELS,
+        default="cnn",
+        help="cnn: VGG-style, the shipped members; rescnn: residual, same cost per face; resnet50v2: transfer learning",
+    )
     train.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
-    train.add_argument("--epochs", type=int, help="default: 45 for cnn, 12 for resnet50v2")
+    train.add_argument("--epochs", type=int, help="default: 45 for the CNNs, 12 for resnet50v2")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument(
         "--widths",
         type=parse_int_list,
-        default=(32, 64, 128, 256),
-        help="CNN filters per block, comma-separated (default: 32,64,128,256, the shipped model)",
+        help="CNN filters per stage, comma-separated (default: 32,64,128,256 for cnn, the shipped members; "
+        "24,48,96,192 for rescnn)",
     )
     train.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
     train.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
@@ -146,7 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
     from training.train import TrainConfig, train
 
     weights = None if args.weights.lower() == "none" else args.weights
-    default_epochs = 45 if args.model == "cnn" else 12
+    default_epochs = 12 if args.model == "resnet50v2" else 45
     config = TrainConfig(
         model=args.model,
         epochs=args.epochs or default_epochs,

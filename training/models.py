@@ -17,6 +17,7 @@ from keras import layers
 
 from moodring import EMOTIONS
 from moodring.errors import ModelError
+from training import CNN_WIDTHS
 
 NUM_CLASSES = len(EMOTIONS)
 MAX_CROP = 8  # a test-time view cuts at most this many pixels from each side of a 48x48 face
@@ -160,16 +161,46 @@ def build_cnn(
     x = inputs
     for width in widths:
         for _ in range(convs_per_block):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.ReLU()(x)
+            x = _conv_norm(x, width)
         x = layers.MaxPooling2D()(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, _classifier_head(x, dropout), name="moodring_cnn")
+
+
+def build_residual_cnn(
+    input_size: int = 48, widths: tuple[int, ...] = CNN_WIDTHS["rescnn"], dropout: float = 0.4
+) -> keras.Model:
+    """A deeper, narrower CNN with residual blocks, at the cost of one `build_cnn` 32-wide pass.
+
+    Each stage is a conv-BN-ReLU that sets its width, then a two-conv residual block: 12 convolutions
+    where the VGG-style member has 8. At three-quarters of the width it runs about as fast
+    (training/EXPERIMENTS.md, session 20), so it can stand in for a member of the shipped ensemble
+    and, built differently, may err differently from the VGG-style members.
+    """
+    inputs = keras.Input((input_size, input_size, 1), name="face")
+    x = inputs
+    for width in widths:
+        x = _conv_norm(x, width)
+        shortcut = x
+        x = _conv_norm(x, width)
+        x = _conv_norm(x, width, activation=False)
+        x = layers.ReLU()(layers.Add()([shortcut, x]))
+        x = layers.MaxPooling2D()(x)
+    return keras.Model(inputs, _classifier_head(x, dropout), name="moodring_residual_cnn")
+
+
+def _conv_norm(x, width: int, activation: bool = True):
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x) if activation else x
+
+
+def _classifier_head(features, dropout: float):
+    """Global pooling, one hidden dense layer, softmax: shared by both compact CNNs."""
+    x = layers.GlobalAveragePooling2D()(features)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(256, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="moodring_cnn")
+    return layers.Dense(NUM_CLASSES, activation="softmax", name="emotion", dtype="float32")(x)
 
 
 def build_resnet50v2(

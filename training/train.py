@@ -29,9 +29,10 @@ from keras import layers
 from moodring import EMOTIONS
 from moodring.errors import ConfigError
 from moodring.files import replaced_atomically
+from training import CNN_WIDTHS, MODELS
 from training.data import FINAL_TRAINING, Fer2013, Split
 from training.evaluate import evaluate, metrics_from_probabilities, plot_confusion, plot_history, predict_probabilities
-from training.models import build_cnn, build_resnet50v2
+from training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class TrainConfig:
     precision: str = "auto"  # bf16 where the CPU has native bfloat16 (avx512_bf16), else fp32
     seed: int = 1337
     train_limit: int | None = None  # first N training faces, for smoke tests
-    cnn_widths: tuple[int, ...] = (32, 64, 128, 256)
+    cnn_widths: tuple[int, ...] | None = None  # None: the model's default, CNN_WIDTHS
     input_size: int = 224  # ResNet50V2 only; the CNN works at FER's native 48x48
     weights: str | None = "imagenet"  # ResNet50V2 only: "imagenet", None, or a file
     frozen_epochs: int = 3  # ResNet50V2 with pretrained weights only: train the head on a frozen base first
@@ -62,6 +63,10 @@ class TrainConfig:
     mix: str = "none"  # "mixup" or "cutmix": blend pairs of training faces and their labels
     init_from: str | None = None  # a trained float32 model of the same architecture to start from (warm restart)
     final: bool = False  # train on Training + PublicTest, keep the last epoch (nothing left to select on)
+
+    def __post_init__(self) -> None:
+        if self.cnn_widths is None and self.model in CNN_WIDTHS:  # so config.json records the widths trained
+            self.cnn_widths = CNN_WIDTHS[self.model]
 
 
 def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
@@ -169,9 +174,11 @@ def build(config: TrainConfig) -> tuple[keras.Model, keras.Model | None]:
     """The model for `config`, and for ResNet50V2 its base (to freeze, then fine-tune)."""
     if config.model == "cnn":
         return build_cnn(widths=tuple(config.cnn_widths)), None
+    if config.model == "rescnn":
+        return build_residual_cnn(widths=tuple(config.cnn_widths)), None
     if config.model == "resnet50v2":
         return build_resnet50v2(input_size=config.input_size, weights=config.weights)
-    raise ConfigError(f"unknown model {config.model!r}: choose cnn or resnet50v2")
+    raise ConfigError(f"unknown model {config.model!r}: choose {', '.join(MODELS)}")
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps: int, learning_rate: float) -> None:
