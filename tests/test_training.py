@@ -150,6 +150,21 @@ def test_builders_give_seven_way_softmax() -> None:
     assert base.name == "resnet50v2"
 
 
+def test_each_compact_cnn_trains_at_its_own_default_widths() -> None:
+    import keras
+
+    from training.train import TrainConfig, build
+
+    assert TrainConfig().cnn_widths == (32, 64, 128, 256)  # the shipped members
+    assert TrainConfig(model="rescnn").cnn_widths == (24, 48, 96, 192)  # the same cost per face
+    assert TrainConfig(model="cnn", cnn_widths=(8, 16)).cnn_widths == (8, 16)
+    model, base = build(TrainConfig(model="rescnn", cnn_widths=(8, 16)))
+    assert model.name == "moodring_residual_cnn" and base is None
+    assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 2  # one residual block per stage
+    with pytest.raises(ConfigError, match="unknown model 'vgg': choose cnn, rescnn, resnet50v2"):
+        build(TrainConfig(model="vgg"))
+
+
 def test_resnet50v2_without_reachable_weights_fails_clearly(tmp_path: Path, monkeypatch) -> None:
     from training.models import build_resnet50v2
 
