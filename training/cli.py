@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from moodring.errors import ConfigError
 from moodring.settings import Settings, parse_int_list
-from training import MODELS
+from training import CNN_WIDTHS, MODELS
 
 if TYPE_CHECKING:
     from training.models import View
@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--widths",
         type=parse_int_list,
-        help="CNN filters per stage, comma-separated (default: 32,64,128,256 for cnn, the shipped members; "
-        "24,48,96,192 for rescnn)",
+        help="CNN filters per stage, comma-separated (default: "
+        + "; ".join(f"{','.join(map(str, widths))} for {model}" for model, widths in CNN_WIDTHS.items())
+        + ")",
     )
     train.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
     train.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
