@@ -150,7 +150,7 @@ def test_builders_give_seven_way_softmax() -> None:
     assert base.name == "resnet50v2"
 
 
-def test_each_compact_cnn_trains_at_its_own_default_widths() -> None:
+def test_each_model_trains_at_its_own_default_widths_and_epochs() -> None:
     import keras
 
     from training.train import TrainConfig, build
@@ -158,6 +158,8 @@ def test_each_compact_cnn_trains_at_its_own_default_widths() -> None:
     assert TrainConfig().cnn_widths == (32, 64, 128, 256)  # the shipped members
     assert TrainConfig(model="rescnn").cnn_widths == (24, 48, 96, 192)  # the same cost per face
     assert TrainConfig(model="cnn", cnn_widths=(8, 16)).cnn_widths == (8, 16)
+    assert TrainConfig().epochs == 60 and TrainConfig(model="resnet50v2").epochs == 12  # as the help says
+    assert TrainConfig(model="rescnn", epochs=3).epochs == 3
     model, base = build(TrainConfig(model="rescnn", cnn_widths=(8, 16)))
     assert model.name == "moodring_residual_cnn" and base is None
     assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 2  # one residual block per stage

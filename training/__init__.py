@@ -5,3 +5,6 @@
 # so that the command line can offer the choices without loading TensorFlow.
 CNN_WIDTHS: dict[str, tuple[int, ...]] = {"cnn": (32, 64, 128, 256), "rescnn": (24, 48, 96, 192)}
 MODELS = (*CNN_WIDTHS, "resnet50v2")
+# Epochs unless a run says otherwise: the shipped members' recipe for the compact CNNs (60, cosine-decayed), and
+# what fits a session for ResNet50V2 at 224x224 on a CPU.
+DEFAULT_EPOCHS: dict[str, int] = {"cnn": 60, "rescnn": 60, "resnet50v2": 12}

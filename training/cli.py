@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from moodring.errors import ConfigError
 from moodring.settings import Settings, parse_int_list
-from training import CNN_WIDTHS, MODELS
+from training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
 
 if TYPE_CHECKING:
     from training.models import View
@@ -28,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cnn: VGG-style, the shipped members; rescnn: residual, same cost per face; resnet50v2: transfer learning",
     )
     train.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
-    train.add_argument("--epochs", type=int, help="default: 45 for the CNNs, 12 for resnet50v2")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        help="default: " + "; ".join(f"{epochs} for {model}" for model, epochs in DEFAULT_EPOCHS.items()),
+    )
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument(
@@ -153,10 +157,9 @@ def run_train(args: argparse.Namespace) -> int:
     from training.train import TrainConfig, train
 
     weights = None if args.weights.lower() == "none" else args.weights
-    default_epochs = 12 if args.model == "resnet50v2" else 45
     config = TrainConfig(
         model=args.model,
-        epochs=args.epochs or default_epochs,
+        epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         input_size=args.input_size,

@@ -147,7 +147,7 @@ def _fold(conv: layers.Conv2D, norm: layers.BatchNormalization) -> list[np.ndarr
 
 def build_cnn(
     input_size: int = 48,
-    widths: tuple[int, ...] = (64, 128, 256, 512),
+    widths: tuple[int, ...] = CNN_WIDTHS["cnn"],
     convs_per_block: int = 2,
     dropout: float = 0.4,
 ) -> keras.Model:

@@ -29,7 +29,7 @@ from keras import layers
 from moodring import EMOTIONS
 from moodring.errors import ConfigError
 from moodring.files import replaced_atomically
-from training import CNN_WIDTHS, MODELS
+from training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
 from training.data import FINAL_TRAINING, Fer2013, Split
 from training.evaluate import evaluate, metrics_from_probabilities, plot_confusion, plot_history, predict_probabilities
 from training.models import build_cnn, build_residual_cnn, build_resnet50v2
@@ -46,7 +46,7 @@ class TrainConfig:
     """Everything that defines a run; saved as config.json so a run can be reproduced."""
 
     model: str = "cnn"
-    epochs: int = 45
+    epochs: int | None = None  # None: the model's default, DEFAULT_EPOCHS
     batch_size: int = 64
     learning_rate: float = 1e-3
     warmup_epochs: int = 2
@@ -65,6 +65,8 @@ class TrainConfig:
     final: bool = False  # train on Training + PublicTest, keep the last epoch (nothing left to select on)
 
     def __post_init__(self) -> None:
+        if self.epochs is None and self.model in DEFAULT_EPOCHS:
+            self.epochs = DEFAULT_EPOCHS[self.model]
         if self.cnn_widths is None and self.model in CNN_WIDTHS:  # so config.json records the widths trained
             self.cnn_widths = CNN_WIDTHS[self.model]
 
