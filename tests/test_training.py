@@ -440,6 +440,29 @@ def test_distillation_targets_blend_label_and_teacher(fer) -> None:
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
+def test_teacher_probabilities_are_kept_for_a_resumed_run_and_only_for_that_teacher(tmp_path: Path, fer) -> None:
+    from training.models import build_cnn
+    from training.train import TEACHER_CACHE, teacher_probabilities
+
+    faces = Split(fer.train.images[:64], fer.train.labels[:64])
+    teacher = tmp_path / "teacher.keras"
+    teacher.write_bytes(DEFAULT_MODEL.read_bytes())
+    kept = tmp_path / "run" / TEACHER_CACHE
+    first = teacher_probabilities(faces, str(teacher), kept)
+    written = kept.stat().st_mtime_ns
+    np.testing.assert_array_equal(teacher_probabilities(faces, str(teacher), kept), first)
+    assert kept.stat().st_mtime_ns == written  # read back, not recomputed and rewritten
+
+    build_cnn(widths=(8, 16), convs_per_block=1).save(teacher)  # another teacher at the same path
+    replaced = teacher_probabilities(faces, str(teacher), kept)
+    assert not np.allclose(replaced, first)
+    other_faces = Split(fer.train.images[64:128], fer.train.labels[64:128])
+    assert not np.allclose(teacher_probabilities(other_faces, str(teacher), kept), replaced)
+    kept.write_bytes(b"not an npz")  # e.g. cut short by a full disk: recomputed, not an error
+    np.testing.assert_allclose(teacher_probabilities(faces, str(teacher), kept), replaced, atol=1e-6)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
 def test_train_cli_distils_from_a_teacher(tmp_path: Path) -> None:
     run_dir = tmp_path / "student"
     result = run_cli(
@@ -448,7 +471,7 @@ def test_train_cli_distils_from_a_teacher(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["teacher"] == str(DEFAULT_MODEL) and config["distill_weight"] == 0.3
-    assert (run_dir / "model.keras").is_file()
+    assert (run_dir / "model.keras").is_file() and (run_dir / "teacher_probabilities.npz").is_file()
 
     missing = run_cli("train", "--limit", "128", "--epochs", "1", "--teacher", str(tmp_path / "nope.keras"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

@@ -12,12 +12,14 @@ A `final` run trains on Training + PublicTest for exactly `epochs` and keeps the
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
 import shutil
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 # What an interrupted run keeps in its folder, so `--resume` can go on: Keras' backups of the main phase and
 # of ResNet50V2's frozen-head phase, and the head's weights once that phase has finished.
 BACKUP, FROZEN_BACKUP, FROZEN_HEAD = "backup", "backup-frozen", "frozen.weights.h5"
+TEACHER_CACHE = "teacher_probabilities.npz"  # the teacher's outputs, so that --resume skips them
 
 
 @dataclass
@@ -155,19 +158,44 @@ def _mixed(mix: layers.Layer):
     return apply
 
 
-def distillation_targets(split: Split, teacher_path: str, weight: float) -> np.ndarray:
+def teacher_probabilities(split: Split, teacher_path: str, cache: Path | None = None) -> np.ndarray:
+    """The teacher's flip-averaged probabilities on `split`, kept in `cache` for `--resume`.
+
+    A five-member teacher takes 10-20 minutes over the training faces on two cores, and a student
+    resumes several times across sessions. The kept copy is used only for the same teacher file
+    (path, size, modification time) and the same faces; anything else, or a damaged copy, is recomputed.
+    """
+    from training.models import load_model
+
+    teacher = Path(teacher_path)
+    key = None
+    if cache is not None and teacher.is_file():  # a missing teacher fails in load_model, with its own message
+        stat = teacher.stat()
+        faces = hashlib.sha1(split.images.tobytes()).hexdigest()
+        key = f"{teacher.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{faces}"
+        try:
+            with np.load(cache) as kept:
+                if str(kept["key"]) == key:
+                    return kept["probabilities"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # none kept yet, or damaged: compute afresh
+    probabilities = predict_probabilities(load_model(teacher_path), split.images, flip_average=True)
+    if key is not None:
+        with replaced_atomically(cache, binary=True) as handle:
+            np.savez(handle, probabilities=probabilities, key=np.array(key))
+    return probabilities
+
+
+def distillation_targets(split: Split, teacher_path: str, weight: float, cache: Path | None = None) -> np.ndarray:
     """Training targets that blend the true label with a teacher's flip-averaged probabilities.
 
     The teacher's probabilities say which emotions a face resembles (fear looks like surprise),
     which a one-hot label cannot; a small student learns more from them. They are computed once,
     on the un-augmented faces (offline distillation), so training costs no teacher passes.
     """
-    from training.models import load_model
-
     if not 0.0 <= weight <= 1.0:
         raise ConfigError(f"--distill-weight must be between 0 and 1, not {weight}")
-    teacher = load_model(teacher_path)
-    soft = predict_probabilities(teacher, split.images, flip_average=True)
+    soft = teacher_probabilities(split, teacher_path, cache)
     hard = keras.utils.to_categorical(split.labels, len(EMOTIONS))
     return ((1.0 - weight) * hard + weight * soft).astype("float32")
 
@@ -223,7 +251,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     train_split = training_split(data, config)
     targets = None
     if config.teacher:
-        targets = distillation_targets(train_split, config.teacher, config.distill_weight)
+        targets = distillation_targets(train_split, config.teacher, config.distill_weight, run_dir / TEACHER_CACHE)
     train_ds = make_dataset(
         train_split,
         config.batch_size,
