@@ -160,6 +160,8 @@ def test_each_model_trains_at_its_own_default_widths_and_epochs() -> None:
     assert TrainConfig(model="cnn", cnn_widths=(8, 16)).cnn_widths == (8, 16)
     assert TrainConfig().epochs == 60 and TrainConfig(model="resnet50v2").epochs == 12  # as the help says
     assert TrainConfig(model="rescnn", epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="--epochs must be at least 1, not 0"):
+        TrainConfig(epochs=0)
     model, base = build(TrainConfig(model="rescnn", cnn_widths=(8, 16)))
     assert model.name == "moodring_residual_cnn" and base is None
     assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 2  # one residual block per stage

@@ -70,6 +70,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs is None and self.model in DEFAULT_EPOCHS:
             self.epochs = DEFAULT_EPOCHS[self.model]
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, not {self.epochs}")
         if self.cnn_widths is None and self.model in CNN_WIDTHS:  # so config.json records the widths trained
             self.cnn_widths = CNN_WIDTHS[self.model]
 
