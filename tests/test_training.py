@@ -162,6 +162,14 @@ def test_each_model_trains_at_its_own_default_widths_and_epochs() -> None:
     assert TrainConfig(model="rescnn", epochs=3).epochs == 3
     with pytest.raises(ConfigError, match="--epochs must be at least 1, not 0"):
         TrainConfig(epochs=0)
+    for bad, message in [
+        ({"batch_size": 0}, "--batch-size must be at least 1, not 0"),
+        ({"train_limit": -5}, "--limit must be at least 1, not -5"),
+        ({"input_size": 16}, "--input-size must be at least 32, not 16"),
+        ({"distill_weight": 1.5}, "--distill-weight must be between 0 and 1, not 1.5"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(**bad)
     model, base = build(TrainConfig(model="rescnn", cnn_widths=(8, 16)))
     assert model.name == "moodring_residual_cnn" and base is None
     assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 2  # one residual block per stage

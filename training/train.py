@@ -70,8 +70,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs is None and self.model in DEFAULT_EPOCHS:
             self.epochs = DEFAULT_EPOCHS[self.model]
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, not {self.epochs}")
+        at_least = {
+            "--epochs": (self.epochs, 1),
+            "--batch-size": (self.batch_size, 1),
+            "--limit": (self.train_limit, 1),
+            "--input-size": (self.input_size, 32),  # the smallest ResNet50V2 accepts
+        }
+        for flag, (value, minimum) in at_least.items():
+            if value is not None and value < minimum:
+                raise ConfigError(f"{flag} must be at least {minimum}, not {value}")
+        if not 0 <= self.distill_weight <= 1:
+            raise ConfigError(f"--distill-weight must be between 0 and 1, not {self.distill_weight}")
         if self.cnn_widths is None and self.model in CNN_WIDTHS:  # so config.json records the widths trained
             self.cnn_widths = CNN_WIDTHS[self.model]
 
