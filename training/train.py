@@ -152,16 +152,31 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
+    dataset = dataset.batch(batch_size).map(_to_unit_range)
     if augment is not None:
-        dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(_augmented(augment), num_parallel_calls=tf.data.AUTOTUNE)
     if mix is not None:
         dataset = dataset.map(_mixed(mix), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+# The map functions below are plain calls, so AutoGraph is told to leave them alone: converting lambdas
+# fails with a warning in every run's log ("could not parse the source code"), and there is no control flow.
+@tf.autograph.experimental.do_not_convert
+def _to_unit_range(faces, labels):
+    return tf.cast(faces, tf.float32) / 255.0, labels
+
+
+def _augmented(augment: keras.Sequential):
+    @tf.autograph.experimental.do_not_convert
+    def apply(faces, labels):
+        return augment(faces, training=True), labels
+
+    return apply
+
+
 def _mixed(mix: layers.Layer):
-    @tf.autograph.experimental.do_not_convert  # a plain call: nothing for AutoGraph to convert
+    @tf.autograph.experimental.do_not_convert
     def apply(faces, labels):
         mixed = mix({"images": faces, "labels": labels}, training=True)
         return mixed["images"], mixed["labels"]
@@ -296,7 +311,10 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
+    # shuffle=False: the dataset shuffles itself; Keras's default would only warn that it cannot.
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=config.epochs, verbose=verbose, callbacks=callbacks, shuffle=False
+    )
 
     selected = model if config.final else keras.models.load_model(run_dir / "best.keras")
     keras.mixed_precision.set_global_policy("float32")
@@ -360,6 +378,7 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
         validation_data=val_ds,
         epochs=config.frozen_epochs,
         verbose=verbose,
+        shuffle=False,
         callbacks=[
             WallClock(run_dir / "train_time.json"),  # before the backup, as in train(): every epoch run is counted
             keras.callbacks.BackupAndRestore(str(run_dir / FROZEN_BACKUP)),
