@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -451,18 +452,24 @@ def test_distillation_targets_blend_label_and_teacher(fer) -> None:
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
-def test_teacher_probabilities_are_kept_for_a_resumed_run_and_only_for_that_teacher(tmp_path: Path, fer) -> None:
+def test_teacher_probabilities_are_kept_for_a_resumed_run_and_only_for_that_teacher(
+    tmp_path: Path, fer, caplog: pytest.LogCaptureFixture
+) -> None:
     from training.models import build_cnn
     from training.train import TEACHER_CACHE, teacher_probabilities
 
+    caplog.set_level(logging.INFO, logger="training.train")
     faces = Split(fer.train.images[:64], fer.train.labels[:64])
     teacher = tmp_path / "teacher.keras"
     teacher.write_bytes(DEFAULT_MODEL.read_bytes())
     kept = tmp_path / "run" / TEACHER_CACHE
     first = teacher_probabilities(faces, str(teacher), kept)
+    assert "reading 64 faces" in caplog.text and "done in" in caplog.text  # a long pass says what it is doing
     written = kept.stat().st_mtime_ns
+    caplog.clear()
     np.testing.assert_array_equal(teacher_probabilities(faces, str(teacher), kept), first)
     assert kept.stat().st_mtime_ns == written  # read back, not recomputed and rewritten
+    assert "using its probabilities kept in" in caplog.text and "reading" not in caplog.text
 
     build_cnn(widths=(8, 16), convs_per_block=1).save(teacher)  # another teacher at the same path
     replaced = teacher_probabilities(faces, str(teacher), kept)
@@ -483,6 +490,7 @@ def test_train_cli_distils_from_a_teacher(tmp_path: Path) -> None:
     config = json.loads((run_dir / "config.json").read_text())
     assert config["teacher"] == str(DEFAULT_MODEL) and config["distill_weight"] == 0.3
     assert (run_dir / "model.keras").is_file() and (run_dir / "teacher_probabilities.npz").is_file()
+    assert "reading 128 faces and their mirror images once" in result.stderr
 
     missing = run_cli("train", "--limit", "128", "--epochs", "1", "--teacher", str(tmp_path / "nope.keras"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

@@ -17,16 +17,19 @@ from training.data import Split
 EVAL_BATCH = 256
 
 
-def predict_probabilities(model, images: np.ndarray, flip_average: bool = False) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, flip_average: bool = False, progress: bool = False) -> np.ndarray:
     """Class probabilities for uint8 (N, 48, 48) faces, in batches that fit any machine.
 
     `flip_average` averages each face with its mirror image, as the selfie pipeline does when
     `MOODRING_FLIP_AVERAGE` is on, so `moodring evaluate` measures what the bot answers with.
+    `progress` shows Keras' bar, for passes long enough to wonder about (a teacher's takes minutes).
     """
     x = images[..., None].astype("float32") / 255.0
-    probabilities = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype=np.float64)
+    verbose = 1 if progress else 0
+    probabilities = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=verbose), dtype=np.float64)
     if flip_average:
-        probabilities = (probabilities + predict_probabilities(model, images[:, :, ::-1])) / 2
+        mirrored = predict_probabilities(model, images[:, :, ::-1], progress=progress)
+        probabilities = (probabilities + mirrored) / 2
     return probabilities
 
 

@@ -202,10 +202,15 @@ def teacher_probabilities(split: Split, teacher_path: str, cache: Path | None = 
         try:
             with np.load(cache) as kept:
                 if str(kept["key"]) == key:
+                    log.info("teacher %s: using its probabilities kept in %s", teacher_path, cache)
                     return kept["probabilities"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # none kept yet, or damaged: compute afresh
-    probabilities = predict_probabilities(load_model(teacher_path), split.images, flip_average=True)
+    model = load_model(teacher_path)
+    log.info("teacher %s: reading %d faces and their mirror images once (minutes on a CPU)", teacher_path, len(split))
+    started = time.monotonic()
+    probabilities = predict_probabilities(model, split.images, flip_average=True, progress=sys.stdout.isatty())
+    log.info("teacher %s: done in %.0f s", teacher_path, time.monotonic() - started)
     if key is not None:
         with replaced_atomically(cache, binary=True) as handle:
             np.savez(handle, probabilities=probabilities, key=np.array(key))
