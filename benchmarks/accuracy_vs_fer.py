@@ -23,12 +23,12 @@ import time
 import warnings
 
 import numpy as np
+from moodring.emotion import EmotionRecognizer
+from moodring.training.data import load_fer2013
 from PIL import Image
 
-from emotion import EmotionRecognizer
 from moodring import EMOTIONS
 from moodring.settings import Settings
-from training.data import load_fer2013
 
 
 def png_bytes(face: np.ndarray) -> bytes:

@@ -28,13 +28,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.app import create_bot
-from bot.cog import compute_mood
-from bot.replies import BUSY
-from bot.testing import LoopLagProbe, OfflineDiscord, percentile
-from moodring.settings import PROJECT_ROOT, Settings
+from moodring.bot.app import create_bot
+from moodring.bot.cog import compute_mood
+from moodring.bot.replies import BUSY
 
-SELFIE = PROJECT_ROOT / "examples" / "astronaut.jpg"
+from moodring.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the offline Discord harness lives in tests/
+from tests.harness import LoopLagProbe, OfflineDiscord, percentile  # noqa: E402
+
+SELFIE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
 
 def _settings(base: Settings, workers: int, queue_size: int, scratch: Path) -> Settings:
@@ -116,8 +119,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="bursts per configuration, pooled (default 3)")
     args = parser.parse_args()
 
-    from emotion import EmotionRecognizer
-    from recommender import Recommender
+    from moodring.emotion import EmotionRecognizer
+    from moodring.recommender import Recommender
 
     selfie = SELFIE.read_bytes()
     with tempfile.TemporaryDirectory(prefix="moodring-bot-load-") as scratch_dir:

@@ -21,10 +21,10 @@ import time
 
 import cv2
 import numpy as np
+from moodring.emotion.detect import BlazeFaceDetector, FaceDetector
+from moodring.training.data import load_fer2013
 
-from emotion.detect import BlazeFaceDetector, FaceDetector
 from moodring.settings import Settings
-from training.data import load_fer2013
 
 BACKGROUNDS = ("grass", "gravel", "brick", "chelsea", "coffee", "rocket", "hubble_deep_field", "coins", "page")
 

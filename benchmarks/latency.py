@@ -26,12 +26,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from moodring.emotion import EmotionRecognizer
 from PIL import Image
 
-from emotion import EmotionRecognizer
-from moodring.settings import PROJECT_ROOT, Settings
+from moodring.settings import Settings
 
-ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+ASTRONAUT = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 
 
 def test_pictures() -> dict[str, bytes]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,14 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from moodring.recommender import Recommender
+from moodring.recommender.strategies import STRATEGIES
+from moodring.recommender.table import SongTable, embedded_table_path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from moodring import EMOTIONS  # noqa: E402
-from moodring.settings import Settings  # noqa: E402
-from recommender import Recommender  # noqa: E402
-from recommender.strategies import STRATEGIES  # noqa: E402
-from recommender.table import SongTable, embedded_table_path  # noqa: E402
+from moodring import EMOTIONS
+from moodring.settings import Settings
 
 
 def per_call_us(call: Callable[[int], object], calls: int, repeats: int = 5) -> tuple[float, float]:

@@ -44,8 +44,7 @@ def main() -> None:
 
     import keras
     import numpy as np
-
-    from training.models import build_cnn, build_residual_cnn, build_resnet50v2
+    from moodring.training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
     if args.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

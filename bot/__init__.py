@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.app import MoodringBot, create_bot
+    from moodring.bot.app import MoodringBot, create_bot
 
 __all__ = ["MoodringBot", "create_bot"]
 
 
 def __getattr__(name: str):
     if name in __all__:
-        from bot import app
+        from moodring.bot import app
 
         return getattr(app, name)
     raise AttributeError(f"module 'bot' has no attribute {name!r}")

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 from discord.ext import commands
+from moodring.bot.cog import MoodCog
+from moodring.bot.work import WorkQueue
 
-from bot.cog import MoodCog
-from bot.work import WorkQueue
 from moodring.errors import ConfigError, MoodringError
 from moodring.settings import Settings
 
 if TYPE_CHECKING:
-    from emotion import EmotionRecognizer
-    from recommender import Recommender
+    from moodring.emotion import EmotionRecognizer
+    from moodring.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,12 @@ def create_bot(
     Tests and benchmarks pass one recognizer/recommender built once; the bot closes only what it built.
     """
     if recognizer is None:
-        from emotion import EmotionRecognizer
+        from moodring.emotion import EmotionRecognizer
 
         recognizer = EmotionRecognizer.from_settings(settings, concurrent_calls=settings.workers)
     owns_recommender = recommender is None
     if owns_recommender:
-        from recommender import Recommender
+        from moodring.recommender import Recommender
 
         recommender = Recommender.from_settings(settings)
     return MoodringBot(settings, recognizer, recommender, owns_recommender=owns_recommender)

@@ -33,7 +33,7 @@ def run_bot(args: argparse.Namespace) -> int:
 
     import asyncio
 
-    from bot.app import create_bot, serve
+    from moodring.bot.app import create_bot, serve
 
     bot = create_bot(settings)
     asyncio.run(serve(bot, settings.discord_token))

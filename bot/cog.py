@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
-
-from bot.attachments import AttachmentError, check_attachment, download, looks_like_image
-from bot.replies import (
+from moodring.bot.attachments import AttachmentError, check_attachment, download, looks_like_image
+from moodring.bot.replies import (
     BUSY,
     NO_FACE,
     SHUTTING_DOWN,
@@ -29,15 +28,16 @@ from bot.replies import (
     Replies,
     mood_answer,
 )
-from bot.work import Cooldown
-from emotion import ImageError, annotate
+from moodring.bot.work import Cooldown
+from moodring.emotion import ImageError, annotate
+from moodring.recommender import STRATEGIES
+
 from moodring import EMOTIONS
-from recommender import STRATEGIES
 
 if TYPE_CHECKING:
-    from bot.app import MoodringBot
-    from emotion import Analysis, EmotionRecognizer
-    from recommender import Recommendation, Recommender
+    from moodring.bot.app import MoodringBot
+    from moodring.emotion import Analysis, EmotionRecognizer
+    from moodring.recommender import Recommendation, Recommender
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import discord
 from moodring import EMOTIONS
 
 if TYPE_CHECKING:
-    from emotion import Analysis, Face
-    from recommender import Recommendation, Track
+    from moodring.emotion import Analysis, Face
+    from moodring.recommender import Recommendation, Track
 
 USAGE = (
     "Send me a selfie and I'll read your mood and pick five songs for it.\n"

@@ -15,17 +15,17 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emotion.drawing import annotate
-    from emotion.image import ImageError
-    from emotion.recognizer import Analysis, EmotionRecognizer, Face
+    from moodring.emotion.drawing import annotate
+    from moodring.emotion.image import ImageError
+    from moodring.emotion.recognizer import Analysis, EmotionRecognizer, Face
 
 # Imported on first use, so that `moodring --help` does not pay for OpenCV, NumPy and Pillow.
 _HOMES = {
-    "Analysis": "emotion.recognizer",
-    "EmotionRecognizer": "emotion.recognizer",
-    "Face": "emotion.recognizer",
-    "ImageError": "emotion.image",
-    "annotate": "emotion.drawing",
+    "Analysis": "moodring.emotion.recognizer",
+    "EmotionRecognizer": "moodring.emotion.recognizer",
+    "Face": "moodring.emotion.recognizer",
+    "ImageError": "moodring.emotion.image",
+    "annotate": "moodring.emotion.drawing",
 }
 __all__ = ["Analysis", "EmotionRecognizer", "Face", "ImageError", "annotate"]
 

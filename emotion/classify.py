@@ -1,63 +1,61 @@
 """The emotion model, run by the LiteRT interpreter: all faces of an image in one call.
 
-A `.tflite` model is used as is. A `.keras` model uses the `.tflite` that `training/export.py`
-wrote beside it, when that export's sidecar names the `.keras` file's exact SHA-256; otherwise
-it is converted in memory at start-up (a few seconds, and a TensorFlow import), with a warning.
+A `.tflite` model is used as is. A `.keras` model uses the `.tflite` that `moodring export` wrote
+beside it, when that export's sidecar names the `.keras` file's exact SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import threading
 from pathlib import Path
 
 import numpy as np
+from moodring.emotion.litert import new_interpreter
 
-from emotion.litert import new_interpreter
 from moodring import EMOTIONS
 from moodring.errors import ModelError
 
-log = logging.getLogger(__name__)
-
 FACE_SIZE = 48
-_converted: dict[str, bytes] = {}
-"""In-memory conversions by the `.keras` file's SHA-256: a process converts each model once."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex digest of a file, to tie a LiteRT export to the exact Keras model it came from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sidecar_path(tflite_path: Path) -> Path:
+    """Where an export's provenance and check results are kept: `<model>.tflite.json`."""
+    return tflite_path.with_name(tflite_path.name + ".json")
 
 
 def _model_bytes(path: Path) -> tuple[bytes, str]:
-    """The LiteRT flatbuffer for `path` and a description of where it came from."""
+    """The LiteRT flatbuffer for `path` and a description of where it came from.
+
+    The runtime reads LiteRT only, so that it never needs TensorFlow: a `.keras` model is served by the
+    export beside it, and only while that export's record names the `.keras` file's exact SHA-256.
+    """
     if not path.is_file():
         raise ModelError.not_found(path)
-    if path.suffix == ".tflite":
+    if path.suffix != ".keras":
         return path.read_bytes(), str(path)
-    from training.export import sha256_of, sidecar_path
-
     exported = path.with_suffix(".tflite")
     sidecar = sidecar_path(exported)
-    digest = sha256_of(path)
-    if exported.is_file() and sidecar.is_file():
-        try:
-            source_sha256 = json.loads(sidecar.read_text()).get("source_sha256")
-        except (OSError, ValueError, AttributeError):
-            source_sha256 = None
-        if source_sha256 == digest:
-            return exported.read_bytes(), str(exported)
-        log.warning("%s was not exported from the current %s; converting in memory", exported, path.name)
-    elif digest not in _converted:
-        log.warning("no LiteRT export beside %s; converting in memory (run `python -m training.export`)", path)
-    if digest not in _converted:
-        from training.export import litert_bytes
-        from training.models import load_model
-
-        try:
-            _converted[digest] = litert_bytes(load_model(path))
-        except ModelError:
-            raise
-        except Exception as exc:  # the converter's failures have no common base class
-            message = f"cannot convert {path} to LiteRT: {type(exc).__name__}: {exc}".splitlines()[0]
-            raise ModelError(message) from None
-    return _converted[digest], f"{path} (converted at start-up)"
+    try:
+        source_sha256 = json.loads(sidecar.read_text()).get("source_sha256") if exported.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        source_sha256 = None
+    if source_sha256 is None or source_sha256 != sha256_of(path):
+        raise ModelError(
+            f"{path} is a Keras model with no current LiteRT export beside it: run `moodring export {path}` "
+            '(training commands come with `pip install "moodring[train]"`)'
+        )
+    return exported.read_bytes(), str(exported)
 
 
 class EmotionClassifier:

@@ -77,7 +77,7 @@ def run_predict(args: argparse.Namespace) -> int:
         if not several and args.annotate.suffix.lower() not in ANNOTATION_FORMATS:
             raise ConfigError(f"--annotate {args.annotate}: use a .png, .jpg or .webp file name")
     settings = Settings.load()
-    from emotion import EmotionRecognizer, annotate
+    from moodring.emotion import EmotionRecognizer, annotate
 
     recognizer = EmotionRecognizer.from_settings(settings)
     failures = 0

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
+from moodring.emotion.litert import new_interpreter
 
-from emotion.litert import new_interpreter
 from moodring.errors import ModelError
 
 MIN_SCORE = 0.5
@@ -27,7 +28,7 @@ MIN_SCORE = 0.5
 NMS_IOU = 0.3
 """Boxes overlapping more than this are one face; their coordinates are blended by score."""
 RAW_SCORE_LIMIT = 80.0
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(str(resources.files(__package__))) / "data"
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
+from moodring.emotion.image import decode_image
+from moodring.emotion.recognizer import Analysis
 from PIL import Image, ImageDraw, ImageFont
 
-from emotion.image import decode_image
-from emotion.recognizer import Analysis
 from moodring.settings import Settings
 
 COLOURS = {

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from moodring.emotion.classify import FACE_SIZE, EmotionClassifier
+from moodring.emotion.detect import FaceDetector
+from moodring.emotion.image import decode_image
 
-from emotion.classify import FACE_SIZE, EmotionClassifier
-from emotion.detect import FaceDetector
-from emotion.image import decode_image
 from moodring import EMOTIONS
 from moodring.settings import Settings
 

@@ -1,7 +1,8 @@
 """Moodring: read the emotion on a selfie and answer with music for it.
 
-This package is the application shell: settings, errors and the `moodring` command line.
-The work is done by the sibling packages `emotion`, `recommender`, `training` and `bot`.
+This package is the application shell: settings, errors and the `moodring` command line. The work is done
+by its subpackages, each a top-level folder of the source tree (`pyproject.toml` maps them): `moodring.emotion`,
+`moodring.recommender`, `moodring.bot`, `moodring.training`, and the shipped model in `moodring.models`.
 """
 
 import os

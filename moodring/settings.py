@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from moodring.errors import ConfigError
+from moodring.models import SHIPPED_TFLITE
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
-DEFAULT_MODEL = PROJECT_ROOT / "models" / "moodring-cnn.keras"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+"""`../shared/data` beside a source checkout; an installed wheel sets MOODRING_DATA_DIR to train."""
 
 
 def _path(value: str) -> Path:
@@ -61,8 +61,8 @@ class Settings:
     # Data and models
     data_dir: Path = _setting("MOODRING_DATA_DIR", DEFAULT_DATA_DIR, _path)
     fer2013: Path | None = _setting("MOODRING_FER2013", None, _path)
-    model: Path = _setting("MOODRING_MODEL", DEFAULT_MODEL, _path)
-    runs_dir: Path = _setting("MOODRING_RUNS_DIR", PROJECT_ROOT / "runs", _path)
+    model: Path = _setting("MOODRING_MODEL", SHIPPED_TFLITE, _path)
+    runs_dir: Path = _setting("MOODRING_RUNS_DIR", Path("runs"), _path)
     cache_dir: Path = _setting("MOODRING_CACHE_DIR", Path("~/.cache/moodring").expanduser(), _path)
 
     # Selfie pipeline limits: refuse before decoding what would cost too much memory or time.

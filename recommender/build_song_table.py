@@ -4,7 +4,7 @@ A fresh install must recommend music without any download, so `recommender/data/
 only what the recommender reads (id, name, artist, popularity, valence, energy, mood) in the
 source's row order, which the notebook's tie order depends on. Re-run after changing the columns:
 
-    python -m recommender.build_song_table [SOURCE] [--out recommender/data/songs.csv]
+    python -m moodring.recommender.build_song_table [SOURCE] [--out recommender/data/songs.csv]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def build_song_table(source: Path, out: Path) -> int:
 
 
 def main() -> None:
-    """Command-line entry: `python -m recommender.build_song_table`."""
+    """Command-line entry: `python -m moodring.recommender.build_song_table`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", nargs="?", type=Path, default=SOURCE)
     parser.add_argument("--out", type=Path, default=OUTPUT)

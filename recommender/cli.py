@@ -12,10 +12,6 @@ from moodring.errors import MoodringError
 from moodring.settings import Settings
 
 
-class SelfiePipelineMissing(MoodringError):
-    """`moodring recommend IMAGE` needs the `emotion` package's pipeline."""
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `recommend` and `spotify-login` to the `moodring` command."""
     recommend = subparsers.add_parser(
@@ -47,14 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _emotion_of_selfie(path: Path, settings: Settings) -> str:
     """The selfie pipeline's verdict; the image bytes stay in memory."""
-    try:
-        from emotion import EmotionRecognizer
-    except ImportError as exc:
-        if exc.name is not None and exc.name != "emotion" and not exc.name.startswith("emotion."):
-            raise
-        raise SelfiePipelineMissing(
-            "the selfie pipeline (emotion.EmotionRecognizer) is not available yet; use --emotion NAME"
-        ) from None
+    from moodring.emotion import EmotionRecognizer
+
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -72,7 +62,7 @@ def _emotion_of_selfie(path: Path, settings: Settings) -> str:
 def run_recommend(args: argparse.Namespace) -> int:
     """Handler of `moodring recommend`."""
     settings = Settings.load()
-    from recommender import Recommender
+    from moodring.recommender import Recommender
 
     emotion = args.emotion if args.emotion is not None else _emotion_of_selfie(args.image, settings)
     with Recommender.from_settings(settings) as recommender:
@@ -100,7 +90,7 @@ def run_recommend(args: argparse.Namespace) -> int:
 def run_spotify_login(args: argparse.Namespace) -> int:
     """Handler of `moodring spotify-login`."""
     settings = Settings.load()
-    from recommender.login import login
+    from moodring.recommender.login import login
 
     def show(url: str) -> None:
         print(f"Open this link to let Moodring manage its playlists:\n  {url}", file=sys.stderr)

@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from moodring.recommender.ranking import JITTER, blend_scores
+from moodring.recommender.spotify import SpotifyGateway, track_url
+from moodring.recommender.strategies import STRATEGIES, Strategy, get_strategy
+from moodring.recommender.table import SongTable
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError, MoodringError
 from moodring.settings import Settings
-from recommender.ranking import JITTER, blend_scores
-from recommender.spotify import SpotifyGateway, track_url
-from recommender.strategies import STRATEGIES, Strategy, get_strategy
-from recommender.table import SongTable
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 import spotipy
+from moodring.recommender.spotify import make_oauth
 from spotipy.oauth2 import SpotifyOauthError
 
 from moodring.errors import ConfigError, MoodringError
 from moodring.settings import Settings
-from recommender.spotify import make_oauth
 
 
 class LoginError(MoodringError):

@@ -70,7 +70,7 @@ def _parse_strategy(name: str, spec: Any) -> Strategy:
 def load_strategies(text: str | None = None) -> dict[str, Strategy]:
     """Parse strategies from JSON text (default: the packaged `data/strategies.json`)."""
     if text is None:
-        text = resources.files("recommender").joinpath("data", "strategies.json").read_text(encoding="utf-8")
+        text = resources.files(__package__).joinpath("data", "strategies.json").read_text(encoding="utf-8")
     raw = json.loads(text)
     return {name: _parse_strategy(name, spec) for name, spec in raw.items()}
 

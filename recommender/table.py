@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from moodring.recommender.ranking import notebook_order
+from moodring.recommender.strategies import MOODS, get_strategy
 
 from moodring import EMOTIONS
 from moodring.errors import DataError, first_line
-from recommender.ranking import notebook_order
-from recommender.strategies import MOODS, get_strategy
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ TRACK_ID = re.compile(r"^(?:spotify:track:)?([0-9A-Za-z]{22})$")
 
 def embedded_table_path() -> Path:
     """The compact table shipped in the package (`recommender/data/songs.csv`)."""
-    return Path(str(resources.files("recommender").joinpath("data", "songs.csv")))
+    return Path(str(resources.files(__package__).joinpath("data", "songs.csv")))
 
 
 @dataclass(frozen=True, eq=False)

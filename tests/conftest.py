@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from moodring.settings import PROJECT_ROOT, Settings
+from moodring.settings import Settings
+from tests.paths import ROOT
 
-SHARED = Path(PROJECT_ROOT).parent / "shared"
+SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session")

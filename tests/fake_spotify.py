@@ -42,12 +42,12 @@ from urllib.parse import urlencode
 
 import pandas as pd
 from aiohttp import web
+from moodring.recommender.spotify import PLAYLIST_SCOPES
+from moodring.recommender.table import embedded_table_path
 
-from moodring.settings import PROJECT_ROOT
-from recommender.spotify import PLAYLIST_SCOPES
-from recommender.table import embedded_table_path
+from tests.paths import ROOT
 
-SPEC = PROJECT_ROOT.parent / "shared" / "spotify" / "openapi.yml"
+SPEC = ROOT.parent / "shared" / "spotify" / "openapi.yml"
 
 CLIENT_ID = "moodring-test-client"
 CLIENT_SECRET = "moodring-test-secret"

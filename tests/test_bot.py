@@ -15,19 +15,20 @@ from pathlib import Path
 
 import pytest
 from discord import app_commands
+from moodring.bot.app import build_intents, create_bot, serve
+from moodring.bot.cli import NO_TOKEN
+from moodring.bot.replies import BUSY, NO_FACE, SORRY, USAGE
+from moodring.recommender import Recommender
 from PIL import Image
 
-from bot.app import build_intents, create_bot, serve
-from bot.cli import NO_TOKEN
-from bot.replies import BUSY, NO_FACE, SORRY, USAGE
-from bot.testing import InteractionDouble, LoopLagProbe, OfflineDiscord
 from moodring import EMOTIONS
 from moodring.cli import main
 from moodring.errors import MoodringError
-from moodring.settings import PROJECT_ROOT, Settings
-from recommender import Recommender
+from moodring.settings import Settings
+from tests.harness import InteractionDouble, LoopLagProbe, OfflineDiscord
+from tests.paths import ROOT
 
-SELFIE = PROJECT_ROOT / "examples" / "astronaut.jpg"
+SELFIE = ROOT / "examples" / "astronaut.jpg"
 
 
 def _settings(shared: Path, tmp: Path, **overrides: str) -> Settings:
@@ -49,8 +50,8 @@ def _settings(shared: Path, tmp: Path, **overrides: str) -> Settings:
 @pytest.fixture(scope="session")
 def pipeline(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """The real selfie pipeline and recommender, loaded once for every bot in the session."""
-    from emotion import EmotionRecognizer
-    from recommender import Recommender
+    from moodring.emotion import EmotionRecognizer
+    from moodring.recommender import Recommender
 
     settings = _settings(shared_data, tmp_path_factory.mktemp("pipeline"))
     recognizer = EmotionRecognizer.from_settings(settings)
@@ -350,7 +351,7 @@ async def test_unexpected_failure_is_logged_and_answered_politely(start_bot, cap
     interaction = InteractionDouble(world.users[0].id)
     happy = app_commands.Choice(name="happy", value="happy")
     unknown = app_commands.Choice(name="made up", value="no-such-strategy")  # Discord would never send this
-    with caplog.at_level(logging.ERROR, logger="bot.cog"):
+    with caplog.at_level(logging.ERROR, logger="moodring.bot.cog"):
         await cog.mood.callback(cog, interaction, emotion=happy, strategy=unknown)
 
     [answer] = interaction.answers

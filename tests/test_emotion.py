@@ -1,6 +1,6 @@
 """The selfie pipeline on real photos: the astronaut, rotated copies, composites, blanks, crops, threads.
 
-The recognizer loads the shipped model (`models/moodring-cnn.keras`, or MOODRING_MODEL if set)
+The recognizer loads the shipped model (`models/six-cnn-ensemble.keras`, or MOODRING_MODEL if set)
 once for the whole session.
 """
 
@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from moodring.emotion import Analysis, EmotionRecognizer, ImageError, annotate
+from moodring.emotion.drawing import COLOURS
 from PIL import Image
 
-from emotion import Analysis, EmotionRecognizer, ImageError, annotate
-from emotion.drawing import COLOURS
 from moodring import EMOTIONS
-from moodring.settings import PROJECT_ROOT, Settings
+from moodring.settings import Settings
+from tests.paths import ROOT
 
-ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
 ASTRONAUT_FACE_CENTRE = (226, 122)  # the middle of Eileen Collins' face in the 512x512 photo
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from moodring.emotion.classify import EmotionClassifier, sidecar_path
+from moodring.training.export import compare, export
+from moodring.training.models import build_cnn
 
-from emotion.classify import EmotionClassifier
-from training.export import compare, export, sidecar_path
-from training.models import build_cnn
+from moodring.errors import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,12 @@ def test_export_is_checked_used_while_current_and_replaced_when_stale(tmp_path: 
 
     second = small_model(2)
     second.save(model_path)  # retrained, not re-exported: the old .tflite must not be used
-    stale = EmotionClassifier.load(model_path)
-    assert "converted at start-up" in stale.source
-    np.testing.assert_allclose(stale.predict(faces), keras_probabilities(second, faces), atol=1e-4)
+    with pytest.raises(ModelError, match="moodring export"):
+        EmotionClassifier.load(model_path)
+    export(model_path, faces=(faces[..., None] / np.float32(255.0), "random faces"))
+    np.testing.assert_allclose(
+        EmotionClassifier.load(model_path).predict(faces), keras_probabilities(second, faces), atol=1e-4
+    )
 
 
 def test_compare_refuses_outputs_that_differ() -> None:

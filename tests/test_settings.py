@@ -7,11 +7,12 @@ import re
 import pytest
 
 from moodring.errors import ConfigError
-from moodring.settings import PROJECT_ROOT, Settings, env_names
+from moodring.settings import Settings, env_names
+from tests.paths import ROOT
 
 
 def test_env_example_documents_every_setting() -> None:
-    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (PROJECT_ROOT / ".env.example").read_text(), re.M))
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert set(env_names()) <= documented, set(env_names()) - documented
 
 
@@ -41,7 +42,7 @@ def test_secrets_are_never_shown() -> None:
 
 def test_defaults_need_no_environment() -> None:
     settings = Settings.load(environ={})
-    assert settings.model.name == "moodring-cnn.keras" and settings.model.is_file()
+    assert settings.model.name == "six-cnn-ensemble.tflite" and settings.model.is_file()
     assert settings.fer2013_path.name == "fer2013.csv.gz"
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from moodring.recommender import Recommender
+from moodring.recommender.login import login
+from moodring.recommender.spotify import POOL_WORKERS, RATE_LIMITED_TRIES
+from moodring.recommender.table import SongTable
 
 from moodring.errors import ConfigError
 from moodring.settings import Settings
-from recommender import Recommender
-from recommender.login import login
-from recommender.spotify import POOL_WORKERS, RATE_LIMITED_TRIES
-from recommender.table import SongTable
 from tests.fake_spotify import CLIENT_SECRET, USER_ID, FakeSpotify, assert_matches_spec
 
 HAPPY_PLAYLIST = "Moodring · Happy"
@@ -46,7 +46,7 @@ def make_recommender(spotify_settings: Settings, table: SongTable):
 
 
 def spotify_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("recommender")]
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("moodring.recommender")]
 
 
 def test_live_popularity_reranks_and_missing_values_fall_back_to_the_table(fake_spotify, make_recommender, caplog):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from moodring.training.data import Split, load_fer2013
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError, DataError, ModelError
 from moodring.settings import DEFAULT_MODEL
-from training.data import Split, load_fer2013
 
 # The counts the dataset's README verifies against the original fer2013.csv.
 EXPECTED_COUNTS = {
@@ -138,7 +138,7 @@ def test_cli_bad_data_path_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_builders_give_seven_way_softmax() -> None:
-    from training.models import build_cnn, build_residual_cnn, build_resnet50v2
+    from moodring.training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
     faces = np.random.default_rng(0).random((2, 48, 48, 1), dtype=np.float32)
     cnn = build_cnn(widths=(8, 16), convs_per_block=1)
@@ -153,8 +153,7 @@ def test_builders_give_seven_way_softmax() -> None:
 
 def test_each_model_trains_at_its_own_default_widths_and_epochs() -> None:
     import keras
-
-    from training.train import TrainConfig, build
+    from moodring.training.train import TrainConfig, build
 
     assert TrainConfig().cnn_widths == (32, 64, 128, 256)  # the shipped members
     assert TrainConfig(model="rescnn").cnn_widths == (24, 48, 96, 192)  # the same cost per face
@@ -179,7 +178,7 @@ def test_each_model_trains_at_its_own_default_widths_and_epochs() -> None:
 
 
 def test_resnet50v2_without_reachable_weights_fails_clearly(tmp_path: Path, monkeypatch) -> None:
-    from training.models import build_resnet50v2
+    from moodring.training.models import build_resnet50v2
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached download: the real fetch path runs
     with pytest.raises(ModelError, match="cannot load ResNet50V2 weights 'imagenet'.*--weights none"):
@@ -190,9 +189,8 @@ def test_resnet50v2_without_reachable_weights_fails_clearly(tmp_path: Path, monk
 
 def test_a_few_training_steps_lower_the_loss(fer) -> None:
     import keras
-
-    from training.models import build_cnn
-    from training.train import TrainConfig, compile_model, make_dataset
+    from moodring.training.models import build_cnn
+    from moodring.training.train import TrainConfig, compile_model, make_dataset
 
     keras.utils.set_random_seed(0)
     config = TrainConfig(epochs=1, warmup_epochs=0, label_smoothing=0.0, cnn_widths=(16, 32))
@@ -207,7 +205,7 @@ def test_a_few_training_steps_lower_the_loss(fer) -> None:
 
 
 def test_auto_precision_picks_bfloat16_only_where_it_was_measured_faster() -> None:
-    from training.train import resolve_precision
+    from moodring.training.train import resolve_precision
 
     amd = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx512f avx512_bf16\n"
     intel = "vendor_id\t: GenuineIntel\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
@@ -223,7 +221,7 @@ def test_auto_precision_picks_bfloat16_only_where_it_was_measured_faster() -> No
 
 @pytest.mark.parametrize("kind", ["mixup", "cutmix"])
 def test_mixing_blends_faces_and_labels_alike(kind: str, fer) -> None:
-    from training.train import make_dataset, mixing
+    from moodring.training.train import make_dataset, mixing
 
     faces = Split(fer.train.images[:64], fer.train.labels[:64])
     (plain_x, plain_y), (mixed_x, mixed_y) = (
@@ -262,7 +260,7 @@ def test_train_cli_writes_a_complete_run_folder(tmp_path: Path) -> None:
 
 
 def test_a_final_run_learns_from_training_and_public_test(fer) -> None:
-    from training.train import TrainConfig, training_split
+    from moodring.training.train import TrainConfig, training_split
 
     assert training_split(fer, TrainConfig()).images is fer.train.images
     final = training_split(fer, TrainConfig(final=True))
@@ -340,8 +338,7 @@ def test_resume_without_saved_state_says_it_starts_over(tmp_path: Path) -> None:
 def test_an_interrupted_best_checkpoint_save_leaves_the_previous_best_whole(tmp_path: Path) -> None:
     """A resumed run must find a loadable best.keras, whatever moment the last run was stopped at."""
     import keras
-
-    from training.train import BestCheckpoint
+    from moodring.training.train import BestCheckpoint
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     best = tmp_path / "best.keras"
@@ -368,7 +365,7 @@ def test_an_interrupted_best_checkpoint_save_leaves_the_previous_best_whole(tmp_
 
 def test_a_resumed_run_keeps_the_bar_of_a_best_epoch_missing_from_the_history(tmp_path: Path) -> None:
     """A stop between the checkpoint and the history row must not let a worse epoch replace best.keras."""
-    from training.train import _best_so_far
+    from moodring.training.train import _best_so_far
 
     assert _best_so_far(tmp_path) is None
     (tmp_path / "best.keras").write_bytes(b"model")
@@ -392,7 +389,7 @@ def test_resume_refuses_a_finished_run_and_leaves_it_as_it_was(tmp_path: Path) -
 
 
 def test_train_from_python_refuses_to_resume_a_finished_run(fer, tmp_path: Path) -> None:
-    from training.train import TrainConfig, train
+    from moodring.training.train import TrainConfig, train
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -404,8 +401,8 @@ def test_train_from_python_refuses_to_resume_a_finished_run(fer, tmp_path: Path)
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
 def test_shipped_model_is_trained(fer) -> None:
-    from training.evaluate import evaluate
-    from training.models import load_model
+    from moodring.training.evaluate import evaluate
+    from moodring.training.models import load_model
 
     model = load_model(DEFAULT_MODEL)
     first = Split(fer.test.images[:1000], fer.test.labels[:1000])
@@ -425,7 +422,7 @@ def test_evaluate_json_is_exactly_one_object() -> None:
 
 
 def test_load_model_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
-    from training.models import load_model
+    from moodring.training.models import load_model
 
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "none.keras")
@@ -437,9 +434,9 @@ def test_load_model_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
 def test_distillation_targets_blend_label_and_teacher(fer) -> None:
-    from training.evaluate import predict_probabilities
-    from training.models import load_model
-    from training.train import distillation_targets
+    from moodring.training.evaluate import predict_probabilities
+    from moodring.training.models import load_model
+    from moodring.training.train import distillation_targets
 
     faces = Split(fer.train.images[:64], fer.train.labels[:64])
     teacher = predict_probabilities(load_model(DEFAULT_MODEL), faces.images, flip_average=True)
@@ -455,10 +452,10 @@ def test_distillation_targets_blend_label_and_teacher(fer) -> None:
 def test_teacher_probabilities_are_kept_for_a_resumed_run_and_only_for_that_teacher(
     tmp_path: Path, fer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from training.models import build_cnn
-    from training.train import TEACHER_CACHE, teacher_probabilities
+    from moodring.training.models import build_cnn
+    from moodring.training.train import TEACHER_CACHE, teacher_probabilities
 
-    caplog.set_level(logging.INFO, logger="training.train")
+    caplog.set_level(logging.INFO, logger="moodring.training.train")
     faces = Split(fer.train.images[:64], fer.train.labels[:64])
     teacher = tmp_path / "teacher.keras"
     teacher.write_bytes(DEFAULT_MODEL.read_bytes())
@@ -499,8 +496,8 @@ def test_train_cli_distils_from_a_teacher(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is added with the first trained run")
 def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, fer) -> None:
-    from training.evaluate import predict_probabilities
-    from training.models import load_model
+    from moodring.training.evaluate import predict_probabilities
+    from moodring.training.models import load_model
 
     members = []
     for run in ("a/cnn", "b/cnn"):  # two run folders, as `moodring train` leaves them, with the same name
@@ -526,8 +523,8 @@ def test_ensemble_cli_saves_one_model_that_averages_its_members(tmp_path: Path, 
 
 
 def test_members_cli_gives_back_each_member_of_an_ensemble(tmp_path: Path, fer) -> None:
-    from training.evaluate import predict_probabilities
-    from training.models import View, build_cnn, build_ensemble, load_model
+    from moodring.training.evaluate import predict_probabilities
+    from moodring.training.models import View, build_cnn, build_ensemble, load_model
 
     first, second = build_cnn(widths=(8, 8, 8, 8)), build_cnn(widths=(8, 16, 16, 16))
     ensemble = tmp_path / "ensemble.keras"
@@ -558,8 +555,7 @@ def test_members_cli_gives_back_each_member_of_an_ensemble(tmp_path: Path, fer) 
 def test_train_init_from_starts_at_the_given_weights(tmp_path: Path) -> None:
     """With a negligible learning rate the trained net keeps its starting kernels: they came from --init-from."""
     import keras
-
-    from training.models import build_cnn, load_model
+    from moodring.training.models import build_cnn, load_model
 
     start = build_cnn(widths=(8, 8, 8, 8))
     start.save(tmp_path / "start.keras")
@@ -591,8 +587,7 @@ def test_train_init_from_starts_at_the_given_weights(tmp_path: Path) -> None:
 
 def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:
     import keras
-
-    from training.models import build_cnn, build_ensemble
+    from moodring.training.models import build_cnn, build_ensemble
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -606,10 +601,9 @@ def test_ensemble_refuses_a_bfloat16_checkpoint() -> None:
 def test_ensemble_views_average_the_member_over_zoomed_and_mirrored_faces(tmp_path: Path) -> None:
     import keras
     import tensorflow as tf
-
-    from emotion.classify import EmotionClassifier
-    from training.export import litert_bytes
-    from training.models import View, build_cnn, build_ensemble, load_model
+    from moodring.emotion.classify import EmotionClassifier
+    from moodring.training.export import litert_bytes
+    from moodring.training.models import View, build_cnn, build_ensemble, load_model
 
     member = build_cnn(widths=(8, 8, 8, 8))
     faces = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
@@ -634,9 +628,15 @@ def test_ensemble_views_average_the_member_over_zoomed_and_mirrored_faces(tmp_pa
 
 def test_half_storage_halves_the_files_and_keeps_the_predictions(tmp_path: Path) -> None:
     import keras
-
-    from training.export import export, litert_bytes, litert_predict
-    from training.models import View, build_cnn, build_ensemble, build_residual_cnn, load_model, with_half_storage
+    from moodring.training.export import export, litert_bytes, litert_predict
+    from moodring.training.models import (
+        View,
+        build_cnn,
+        build_ensemble,
+        build_residual_cnn,
+        load_model,
+        with_half_storage,
+    )
 
     rng = np.random.default_rng(0)
     # Three members, as 1/3 is not a float16 number; one residual, whose skip connections the folding must respect.
@@ -680,7 +680,7 @@ def test_half_storage_halves_the_files_and_keeps_the_predictions(tmp_path: Path)
 
 
 def test_view_parsing() -> None:
-    from training.models import View
+    from moodring.training.models import View
 
     assert [View.parse(token) for token in ("0", "1", "2m")] == [View(0), View(1), View(2, mirrored=True)]
     assert [str(view) for view in (View(0), View(2, mirrored=True))] == ["0", "2m"]

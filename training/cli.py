@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from moodring.models import SHIPPED_KERAS
+from moodring.training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
+
 from moodring.errors import ConfigError
 from moodring.settings import Settings, parse_int_list
-from training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
 
 if TYPE_CHECKING:
-    from training.models import View
+    from moodring.training.models import View
 
 SPLIT_CHOICES = ("Training", "PublicTest", "PrivateTest")
 
@@ -111,9 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     members.set_defaults(handler=run_members)
 
     evaluate = subparsers.add_parser("evaluate", help="measure a model on a FER2013 split")
-    evaluate.add_argument(
-        "model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model (MOODRING_MODEL)"
-    )
+    evaluate.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
     evaluate.add_argument("--split", choices=SPLIT_CHOICES, default="PrivateTest")
     evaluate.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object")
@@ -126,10 +129,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     evaluate.set_defaults(handler=run_evaluate)
 
+    export = subparsers.add_parser(
+        "export", help="write a .keras model's LiteRT copy (.tflite), checked against Keras on PrivateTest"
+    )
+    export.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
+    export.add_argument("--out", type=Path, help="the .tflite to write (default: beside the model)")
+    export.set_defaults(handler=run_export)
+
+    for command in (train, ensemble, members, evaluate, export):
+        command.set_defaults(handler=_needs_training_extra(command.get_default("handler")))
+
+
+def _needs_training_extra(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Training commands need TensorFlow and matplotlib, which the lean install leaves out: say how to get them."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        missing = [name for name in ("tensorflow", "matplotlib") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(
+                f"`moodring {args.command}` needs {' and '.join(missing)}: "
+                'install the training extra with `pip install "moodring[train]"`'
+            )
+        return handler(args)
+
+    return run
+
 
 def _view_list(value: str) -> tuple[View, ...]:
     """Parse "1,1m,2" into test-time views; argparse turns the ValueError into a one-line usage error."""
-    from training.models import View
+    from moodring.training.models import View
 
     return tuple(View.parse(part) for part in value.split(","))
 
@@ -153,8 +182,8 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = _newest_run(settings.runs_dir, args.model)
     else:
         run_dir = settings.runs_dir / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from training.data import load_fer2013
-    from training.train import TrainConfig, train
+    from moodring.training.data import load_fer2013
+    from moodring.training.train import TrainConfig, train
 
     weights = None if args.weights.lower() == "none" else args.weights
     config = TrainConfig(
@@ -185,10 +214,9 @@ def run_ensemble(args: argparse.Namespace) -> int:
     """Handler of `moodring ensemble`: PublicTest only, so PrivateTest stays unseen until the final report."""
     settings = Settings.load()
     import numpy as np
-
-    from training.data import load_fer2013
-    from training.evaluate import metrics_from_probabilities, plot_history, predict_probabilities
-    from training.models import build_ensemble, load_model
+    from moodring.training.data import load_fer2013
+    from moodring.training.evaluate import metrics_from_probabilities, plot_history, predict_probabilities
+    from moodring.training.models import build_ensemble, load_model
 
     if args.curves:
         labels = [path.parent.name for path in args.members]
@@ -236,7 +264,7 @@ LEARNT_NOTE = " [trained on PublicTest (--final): this measures memory, not accu
 
 def _learnt_public_test(model_path: Path) -> bool:
     """Whether the model's run folder says it was trained with --final, i.e. on PublicTest too."""
-    from training.data import FINAL_TRAINING
+    from moodring.training.data import FINAL_TRAINING
 
     metrics = model_path.parent / "metrics.json"
     try:
@@ -247,7 +275,7 @@ def _learnt_public_test(model_path: Path) -> bool:
 
 def run_members(args: argparse.Namespace) -> int:
     """Handler of `moodring members`: the shipped ensemble's nets back as files, when their runs are gone."""
-    from training.models import ensemble_members, load_model
+    from moodring.training.models import ensemble_members, load_model
 
     members = ensemble_members(load_model(args.ensemble))
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,12 +289,12 @@ def run_members(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of `moodring evaluate`."""
     settings = Settings.load()
-    from training.data import load_fer2013
-    from training.evaluate import evaluate, plot_confusion
-    from training.models import load_model
+    from moodring.training.data import load_fer2013
+    from moodring.training.evaluate import evaluate, plot_confusion
+    from moodring.training.models import load_model
 
     data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
-    model_path = args.model_path or settings.model
+    model_path = args.model_path or SHIPPED_KERAS
     model = load_model(model_path)
     flip_average = settings.flip_average if args.flip_average is None else args.flip_average
     metrics = evaluate(model, data.split(args.split), args.split, flip_average)
@@ -286,4 +314,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 f"  {name:<9} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                 f"f1 {row['f1']:.3f}  support {row['support']}"
             )
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Handler of `moodring export`."""
+    from moodring.training.export import export
+
+    out, record = export(args.model_path or SHIPPED_KERAS, args.out)
+    print(
+        f"wrote {out} ({out.stat().st_size:,} bytes): equal to {record['source']} on {record['checked_on']} "
+        f"(max probability difference {record['max_abs_diff']:.1e}, "
+        f"top-emotion agreement {record['top_emotion_agreement']:.4f})"
+    )
     return 0

@@ -10,9 +10,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from moodring.training.data import Split
 
 from moodring import EMOTIONS
-from training.data import Split
 
 EVAL_BATCH = 256
 

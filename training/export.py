@@ -7,22 +7,20 @@ within `TOLERANCE`, same top emotion wherever the top two are not a near tie). A
 `<model>.tflite.json` records the `.keras` file's SHA-256, so `emotion` uses the `.tflite`
 only while it still matches its source.
 
-Run: python -m training.export [MODEL.keras] [--out MODEL.tflite]
+Run: moodring export [MODEL.keras] [--out MODEL.tflite]
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import logging
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from moodring.emotion.classify import sha256_of, sidecar_path
 
-from moodring.errors import DataError, ModelError, MoodringError
+from moodring.errors import DataError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +28,6 @@ TOLERANCE = 1e-4
 """Largest difference in any class probability between Keras and LiteRT that we accept."""
 RANDOM_FACES = 1024
 """How many random images to check on when FER2013 is unavailable."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex digest of a file, to tie an export to the exact model it came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sidecar_path(tflite_path: Path) -> Path:
-    """Where the export's provenance and check results are written."""
-    return tflite_path.with_name(tflite_path.name + ".json")
 
 
 def litert_bytes(model) -> bytes:
@@ -99,8 +83,9 @@ def check_faces() -> tuple[np.ndarray, str]:
 
     Random pixels stand in only if FER2013 is unavailable.
     """
+    from moodring.training.data import load_fer2013
+
     from moodring.settings import Settings
-    from training.data import load_fer2013
 
     settings = Settings.load()
     try:
@@ -118,7 +103,7 @@ def export(model_path: Path, out: Path | None = None, faces: tuple[np.ndarray, s
 
     `faces` is (float faces (N, 48, 48, 1), their description) to check on; default `check_faces()`.
     """
-    from training.models import load_model
+    from moodring.training.models import load_model
 
     out = out or model_path.with_suffix(".tflite")
     model = load_model(model_path)
@@ -136,29 +121,3 @@ def export(model_path: Path, out: Path | None = None, faces: tuple[np.ndarray, s
     record = {"source": model_path.name, "source_sha256": sha256_of(model_path), "checked_on": source, **report}
     sidecar_path(out).write_text(json.dumps(record, indent=2) + "\n")
     return out, record
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m training.export`: export the shipped model (MOODRING_MODEL) or the one given."""
-    from moodring.settings import Settings
-
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", type=Path, help="the .keras model (default: MOODRING_MODEL)")
-    parser.add_argument("--out", type=Path, help="the .tflite to write (default: beside the model)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        out, record = export(args.model or Settings.load().model, args.out)
-    except MoodringError as exc:
-        print(f"export: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(
-        f"wrote {out} ({out.stat().st_size:,} bytes): equal to {record['source']} on {record['checked_on']} "
-        f"(max probability difference {record['max_abs_diff']:.1e}, "
-        f"top-emotion agreement {record['top_emotion_agreement']:.4f})"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,10 +14,10 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
+from moodring.training import CNN_WIDTHS
 
 from moodring import EMOTIONS
 from moodring.errors import ModelError
-from training import CNN_WIDTHS
 
 NUM_CLASSES = len(EMOTIONS)
 MAX_CROP = 8  # a test-time view cuts at most this many pixels from each side of a 48x48 face

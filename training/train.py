@@ -27,14 +27,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from moodring.training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
+from moodring.training.data import FINAL_TRAINING, Fer2013, Split
+from moodring.training.evaluate import (
+    evaluate,
+    metrics_from_probabilities,
+    plot_confusion,
+    plot_history,
+    predict_probabilities,
+)
+from moodring.training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError
 from moodring.files import replaced_atomically
-from training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
-from training.data import FINAL_TRAINING, Fer2013, Split
-from training.evaluate import evaluate, metrics_from_probabilities, plot_confusion, plot_history, predict_probabilities
-from training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +197,7 @@ def teacher_probabilities(split: Split, teacher_path: str, cache: Path | None = 
     resumes several times across sessions. The kept copy is used only for the same teacher file
     (path, size, modification time) and the same faces; anything else, or a damaged copy, is recomputed.
     """
-    from training.models import load_model
+    from moodring.training.models import load_model
 
     teacher = Path(teacher_path)
     key = None
@@ -401,7 +407,7 @@ def _start_from(model: keras.Model, path: str) -> None:
     It costs a fraction of a fresh run, but on FER2013 the snapshots came out no better than their
     parents and erred like them (training/EXPERIMENTS.md, session 8): a tool for experiments.
     """
-    from training.models import load_model
+    from moodring.training.models import load_model
 
     source = load_model(path)
     shapes = [tuple(weight.shape) for weight in source.weights]

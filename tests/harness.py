@@ -30,8 +30,7 @@ from discord.ext.test import backend, callbacks
 from discord.ext.test import factories as facts
 from discord.ext.test.runner import run_all_events
 from discord.http import MultipartParameters
-
-from bot.app import MoodringBot
+from moodring.bot.app import MoodringBot
 
 _ids = itertools.count(1)
 
