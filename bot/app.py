@@ -18,7 +18,7 @@ from discord.ext import commands
 from moodring.bot.cog import MoodCog
 from moodring.bot.work import WorkQueue
 
-from moodring.errors import ConfigError, MoodringError
+from moodring.errors import ConfigError, DiscordUnavailable
 from moodring.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,10 +31,6 @@ DRAIN_SECONDS = 30.0
 """On shutdown, how long requests already admitted may take to finish and be answered."""
 GATEWAY_GRACE_SECONDS = 10.0
 """After closing, how long the gateway task may take to end before it is cancelled."""
-
-
-class DiscordUnavailable(MoodringError):
-    """Discord could not be reached or refused the connection for a reason the user must fix."""
 
 
 def build_intents(settings: Settings) -> discord.Intents:

@@ -12,16 +12,12 @@ from pathlib import PurePosixPath
 import aiohttp
 import discord
 
-from moodring.errors import MoodringError
+from moodring.errors import AttachmentError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 """Used only when Discord gives no content type (older uploads, some clients)."""
 
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
-
-
-class AttachmentError(MoodringError):
-    """An attachment the bot will not analyse; the message is what the user reads."""
 
 
 def looks_like_image(attachment: discord.Attachment) -> bool:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from moodring.errors import MoodringError, first_line
+from moodring.errors import ImageError, first_line
 
 SUPPORTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP"}
 SUPPORTED_FORMATS |= {"TIFF": "TIFF", "AVIF": "AVIF"}
@@ -39,10 +39,6 @@ TRANSPOSE_FOR_ORIENTATION = {
 # Pillow warns (it does not refuse) between its own 89 MP and 179 MP limits; as an error it reaches
 # the `DecompressionBombError` handling below instead of printing a warning mid-output.
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-
-
-class ImageError(MoodringError):
-    """The bytes are not an image we can analyse (empty, corrupt, unsupported, too large)."""
 
 
 @dataclass(frozen=True)

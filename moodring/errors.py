@@ -1,4 +1,9 @@
-"""Errors a user can fix: each carries a one-line message, and the CLI turns it into exit code 2."""
+"""Every error class of Moodring, in one place.
+
+`MoodringError` and its subclasses are failures a user can fix: each carries a one-line message, and the CLI
+turns it into exit code 2. `SpotifyUnavailable` is internal: Spotify could not help in time, and the caller
+falls back to the local song table.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,38 @@ class ModelError(MoodringError):
     def not_found(cls, path: object) -> ModelError:
         """The one wording for a missing model file, whichever loader noticed it."""
         return cls(f"model file not found: {path} (train one with `moodring train`, or set MOODRING_MODEL)")
+
+
+class DiscordUnavailable(MoodringError):
+    """Discord could not be reached or refused the connection for a reason the user must fix."""
+
+
+class AttachmentError(MoodringError):
+    """An attachment the bot will not analyse; the message is what the user reads."""
+
+
+class ImageError(MoodringError):
+    """The bytes are not an image we can analyse (empty, corrupt, unsupported, too large)."""
+
+
+class UnknownEmotionError(MoodringError):
+    """An emotion that is not one of FER2013's seven classes (`moodring.EMOTIONS`)."""
+
+
+class LoginError(MoodringError):
+    """The Spotify login did not complete."""
+
+
+class SpotifyUnavailable(Exception):
+    """Spotify could not help in time; the message is the one-line reason we log."""
+
+
+class NotFound(SpotifyUnavailable):
+    """Spotify answered 404: the track or the remembered playlist no longer exists."""
+
+
+class UnknownStrategyError(ConfigError):
+    """A strategy name that `data/strategies.json` does not define."""
 
 
 def first_line(exc: BaseException) -> str:

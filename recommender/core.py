@@ -18,7 +18,7 @@ from moodring.recommender.strategies import STRATEGIES, Strategy, get_strategy
 from moodring.recommender.table import SongTable
 
 from moodring import EMOTIONS
-from moodring.errors import ConfigError, MoodringError
+from moodring.errors import ConfigError, UnknownEmotionError
 from moodring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ CANDIDATES_PER_TRACK = 2
 """Live popularity is asked for this many local candidates per requested track, then re-ranked."""
 MAX_REMEMBERED_USERS = 10_000
 """Per-user memory of recent tracks is kept for at most this many users (least recent dropped)."""
-
-
-class UnknownEmotionError(MoodringError):
-    """An emotion that is not one of FER2013's seven classes (`moodring.EMOTIONS`)."""
 
 
 @dataclass(frozen=True)

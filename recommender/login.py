@@ -20,12 +20,8 @@ import spotipy
 from moodring.recommender.spotify import make_oauth
 from spotipy.oauth2 import SpotifyOauthError
 
-from moodring.errors import ConfigError, MoodringError
+from moodring.errors import ConfigError, LoginError
 from moodring.settings import Settings
-
-
-class LoginError(MoodringError):
-    """The Spotify login did not complete."""
 
 
 class _CallbackServer(HTTPServer):

@@ -34,6 +34,7 @@ import spotipy
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth, SpotifyOauthError
 
+from moodring.errors import NotFound, SpotifyUnavailable
 from moodring.files import replaced_atomically
 from moodring.settings import Settings
 
@@ -63,14 +64,6 @@ def track_url(track_id: str) -> str:
 def playlist_url(playlist_id: str) -> str:
     """The public web link of a playlist."""
     return f"https://open.spotify.com/playlist/{playlist_id}"
-
-
-class SpotifyUnavailable(Exception):
-    """Spotify could not help in time; the message is the one-line reason we log."""
-
-
-class NotFound(SpotifyUnavailable):
-    """Spotify answered 404: the track or the remembered playlist no longer exists."""
 
 
 class PrivateTokenCache(CacheHandler):

@@ -18,14 +18,10 @@ from types import MappingProxyType
 from typing import Any
 
 from moodring import EMOTIONS
-from moodring.errors import ConfigError
+from moodring.errors import ConfigError, UnknownStrategyError
 
 MOODS: tuple[str, ...] = ("Happy", "Sad", "Energetic", "Calm")
 """The moods of `data_moods.csv`; every song table is brought to these."""
-
-
-class UnknownStrategyError(ConfigError):
-    """A strategy name that `data/strategies.json` does not define."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ It runs an aiohttp server on its own event loop in a background thread, so synch
 `GET|PUT|POST /v1/playlists/{id}/items`, plus the accounts service's `GET /authorize` (approves at
 once and redirects) and `POST /api/token` (client credentials, authorization code, refresh token).
 Every Web API answer is kept in `exchanges` so a test can check it against the spec
-(`tests/test_spotify_fake.py` does, with openapi-core).
+(`tests/test_fake_spotify.py` does, with openapi-core).
 
 Use it through the `fake_spotify` fixture (`tests/conftest.py`) or directly:
 

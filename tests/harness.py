@@ -1,4 +1,4 @@
-"""Drive a real `MoodringBot` without a Discord connection; used by `tests/test_bot.py` and `benchmarks/bot_load.py`.
+"""Drive a real `MoodringBot` without a Discord connection; used by `tests/bot/` and `benchmarks/bot_load.py`.
 
 - `OfflineDiscord` stands the bot up on dpytest's fake gateway and REST client (discord.py's own
   `Message`, `Attachment`, `TextChannel` objects; events go through the bot's real dispatch), records

@@ -15,8 +15,8 @@ from PIL import Image
 
 from moodring.cli import main
 from moodring.settings import Settings
+from tests.emotion.test_image import bad_inputs
 from tests.paths import ROOT
-from tests.test_emotion_image import bad_inputs
 
 ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
 BAD_FILES = {

@@ -46,7 +46,11 @@ def make_recommender(spotify_settings: Settings, table: SongTable):
 
 
 def spotify_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("moodring.recommender")]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("moodring.recommender")
+    ]
 
 
 def test_live_popularity_reranks_and_missing_values_fall_back_to_the_table(fake_spotify, make_recommender, caplog):

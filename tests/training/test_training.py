@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from moodring.models import SHIPPED_KERAS as DEFAULT_MODEL
 from moodring.training.data import Split, load_fer2013
 
 from moodring import EMOTIONS
 from moodring.errors import ConfigError, DataError, ModelError
-from moodring.settings import DEFAULT_MODEL
 
 # The counts the dataset's README verifies against the original fer2013.csv.
 EXPECTED_COUNTS = {

@@ -1,0 +1,1 @@
+"""Tests of the `moodring` shell: settings, errors, the command line."""
