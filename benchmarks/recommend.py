@@ -1,10 +1,10 @@
 """How long one `Recommender.recommend()` call takes on the 686-song table (target: ≤ 1 ms).
 
-Side by side in one run: the original notebook's way (filter the DataFrame and sort it on every
-call), the `popularity` ranking, the default `varied` ranking without a listener and with one (20 recent
-tracks and 30 feedback rows, likes and dislikes, rebuilt into a `Listener` on every call as the bot does),
-and the default ranking with Spotify configured and its popularity cache warm (against the fake Spotify
-server in `tests/`, so it needs no network). Run from the project root:
+Side by side in one run: the original notebook's way (filter the DataFrame and sort it on every call), the
+`popularity` ranking, the default `varied` ranking without a listener and with one (20 recent tracks and 30
+feedback rows, likes and dislikes), `Listener.from_history` itself (the caller builds one per request), and the
+default ranking with Spotify configured and its popularity cache warm (against the fake Spotify server in
+`tests/`, so it needs no network). Run from the project root:
 
     python benchmarks/recommend.py [--calls 5000]
 """
@@ -80,11 +80,13 @@ def main() -> None:
         table = SongTable.load()
         local = Recommender(table, settings)
         histories = [history(local, user) for user in range(50)]
+        listeners = [Listener.from_history(recent, feedback) for recent, feedback in histories]
 
         def with_listener(index: int) -> object:
-            recent, feedback = histories[index % 50]
-            listener = Listener.from_history(recent, feedback)
-            return local.recommend(EMOTIONS[index % 7], listener=listener, user_key=f"bench:{index % 50}")
+            return local.recommend(EMOTIONS[index % 7], listener=listeners[index % 50], user_key=f"bench:{index % 50}")
+
+        def build_listener(index: int) -> object:
+            return Listener.from_history(*histories[index % 50])
 
         songs = pd.read_csv(embedded_table_path())
         notebook = STRATEGIES["notebook"]
@@ -100,7 +102,8 @@ def main() -> None:
                 per_call_us(lambda i: local.recommend(EMOTIONS[i % 7], ranking="popularity"), calls),
             ),
             ("recommend(), varied, no listener", per_call_us(lambda i: local.recommend(EMOTIONS[i % 7]), calls)),
-            ("Listener.from_history + varied, 50 users", per_call_us(with_listener, calls)),
+            ("recommend(), varied, listener, 50 users", per_call_us(with_listener, calls)),
+            ("Listener.from_history (caller's cost)", per_call_us(build_listener, calls)),
         ]
         try:
             from tests.fake_spotify import FakeSpotify

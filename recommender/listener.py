@@ -18,13 +18,12 @@ lifts its ban.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-
-import numpy as np
 
 ARTIST_DISLIKES_TO_BAN = 2
 """Turned-down tracks of one artist after which that artist is not offered to the user again."""
@@ -87,16 +86,12 @@ class Listener:
         disliked = [reaction for reaction in latest.values() if not reaction.liked]
         per_artist = Counter(reaction.artist.casefold() for reaction in disliked)
         banned_artists = frozenset(artist for artist, count in per_artist.items() if count >= ARTIST_DISLIKES_TO_BAN)
-        newest = disliked[-RECENT_DISLIKES:]
+        newest = [(float(row.valence), float(row.energy)) for row in disliked[-RECENT_DISLIKES:]]
         return cls(
             recent_track_ids=frozenset(recent_track_ids),
             disliked_track_ids=frozenset(reaction.track_id for reaction in disliked),
             disliked_artists=banned_artists,
-            avoided_point=(
-                (sum(row.valence for row in newest) / len(newest), sum(row.energy for row in newest) / len(newest))
-                if newest
-                else None
-            ),
+            avoided_point=_mean(newest) if newest else None,
             liked_point=liked_point,
             like_pull=MAX_LIKE_PULL * (1.0 - (1.0 - LIKE_SMOOTHING) ** liked_count),
         )
@@ -122,17 +117,23 @@ class Listener:
             point = _moved(point, self.liked_point, self.like_pull)
         if self.avoided_point is None:
             return point
-        kept = tuple(np.mean(kept_points, axis=0)) if len(kept_points) else point
-        away = np.subtract(kept, self.avoided_point)
-        length = float(np.hypot(*away))
+        kept = _mean(kept_points) if kept_points else point
+        away = (kept[0] - self.avoided_point[0], kept[1] - self.avoided_point[1])
+        length = math.hypot(*away)
         if length == 0.0:
             return point
-        moved = np.clip(np.add(point, AVOID_STEP * away / length), 0.0, 1.0)
-        return float(moved[0]), float(moved[1])
+        return (
+            min(max(point[0] + AVOID_STEP * away[0] / length, 0.0), 1.0),
+            min(max(point[1] + AVOID_STEP * away[1] / length, 0.0), 1.0),
+        )
 
     def excludes(self, track_id: str, artist_key: str) -> bool:
         """Whether a track may never be offered to this listener (turned down, or its artist is)."""
         return track_id in self.disliked_track_ids or artist_key in self.disliked_artists
+
+
+def _mean(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    return (sum(point[0] for point in points) / len(points), sum(point[1] for point in points) / len(points))
 
 
 def _moved(point: tuple[float, float], toward: tuple[float, float], share: float) -> tuple[float, float]:
