@@ -78,7 +78,7 @@ class Settings:
     songs: Path | None = _setting("MOODRING_SONGS", None, _path)
     strategy: str = _setting("MOODRING_STRATEGY", "notebook", str)
     recent_memory: int = _setting("MOODRING_RECENT_MEMORY", 20, _int)
-    ranking: str = _setting("MOODRING_RANKING", "popularity", str)
+    ranking: str = _setting("MOODRING_RANKING", "varied", str)
     seed: int = _setting("MOODRING_SEED", 0, _int)
 
     # Spotify (all optional: without credentials Moodring uses the local song table only)

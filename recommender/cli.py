@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--emotion", metavar="NAME", help="angry, disgust, fear, happy, sad, surprise or neutral")
     recommend.add_argument("-k", type=int, default=5, help="how many tracks (default 5)")
     recommend.add_argument("--strategy", metavar="NAME", help="notebook or match (default: MOODRING_STRATEGY)")
-    recommend.add_argument("--ranking", metavar="NAME", help="popularity or blend (default: MOODRING_RANKING)")
+    recommend.add_argument("--ranking", metavar="NAME", help="varied or popularity (default: MOODRING_RANKING)")
     recommend.add_argument(
         "--playlist", action="store_true", help="refresh the emotion's Spotify playlist, print its link"
     )

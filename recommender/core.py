@@ -1,20 +1,24 @@
-"""`Recommender`: from an emotion to five tracks (and a playlist link), fast, thread-safe, Spotify-proof."""
+"""`Recommender`: from an emotion to five tracks (and a playlist link), fast, thread-safe, Spotify-proof.
+
+The recommender holds no per-user state: what it knows about a listener comes in with each call as a `Listener`
+(built by the caller from the store), so answers survive restarts and one instance serves every thread.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
+import warnings
 import zlib
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from moodring.recommender.ranking import JITTER, blend_scores
+from moodring.recommender.listener import Listener
+from moodring.recommender.ranking import POPULARITY_WEIGHT, POPULARITY_WEIGHT_AVOIDING, varied_scores
 from moodring.recommender.spotify import SpotifyGateway, track_url
-from moodring.recommender.strategies import STRATEGIES, Strategy, get_strategy
+from moodring.recommender.strategies import get_strategy
 from moodring.recommender.table import SongTable
 
 from moodring import EMOTIONS
@@ -23,24 +27,30 @@ from moodring.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RANKINGS: tuple[str, ...] = ("popularity", "blend")
-"""`popularity`: the notebook's top songs of the mood. `blend`: see `recommender.ranking`."""
+RANKINGS: tuple[str, ...] = ("varied", "popularity")
+"""`varied` (the default): popular songs near the emotion's target, one per artist, shaped by the `Listener`.
+`popularity`: the notebook's fixed top songs of the mood; a listener's history does not apply to it."""
+DEPRECATED_RANKINGS: dict[str, str] = {"blend": "varied"}
+"""Old ranking names still accepted, with a warning, and what they now mean."""
 MAX_TRACKS = 50
 CANDIDATES_PER_TRACK = 2
 """Live popularity is asked for this many local candidates per requested track, then re-ranked."""
-MAX_REMEMBERED_USERS = 10_000
-"""Per-user memory of recent tracks is kept for at most this many users (least recent dropped)."""
 
 
 @dataclass(frozen=True)
 class Track:
-    """One recommended song; `popularity` is Spotify's 0-100, live when Spotify gave it, else the table's."""
+    """One recommended song; `popularity` is Spotify's 0-100, live when Spotify gave it, else the table's.
+
+    `valence` and `energy` (0..1, from the song table) let a caller record feedback on a reply without the table.
+    """
 
     id: str
     name: str
     artist: str
     popularity: int | None
     url: str
+    valence: float
+    energy: float
 
     def to_dict(self) -> dict[str, Any]:
         """The track as in `moodring recommend --json`."""
@@ -69,8 +79,8 @@ class Recommendation:
 class Recommender:
     """Recommends tracks from a song table loaded once; optional Spotify for live data and playlists.
 
-    `recommend` may be called from many threads at once. It raises only for bad input
-    (`UnknownEmotionError`, `ConfigError`); Spotify trouble costs at most `settings.spotify_timeout`
+    `recommend` may be called from many threads at once: it reads only immutable state. It raises only for bad
+    input (`UnknownEmotionError`, `ConfigError`); Spotify trouble costs at most `settings.spotify_timeout`
     seconds and one warning, and the answer then comes from the local table.
     """
 
@@ -82,14 +92,15 @@ class Recommender:
         clock: Callable[[], float] = time.monotonic,
     ):
         get_strategy(settings.strategy)  # a bad default should fail at start, not on the first selfie
-        _check_ranking(settings.ranking)
+        self.default_ranking = _check_ranking(settings.ranking, "MOODRING_RANKING")
         self.table = table
         self.settings = settings
         self.spotify = spotify
         self._clock = clock
-        self._lock = threading.Lock()
-        self._recent: OrderedDict[str, deque[str]] = OrderedDict()
-        self._user_strategies: dict[str, str] = {}
+        self._song_bits = np.random.default_rng(settings.seed).integers(
+            0, np.iinfo(np.uint64).max, size=len(table), dtype=np.uint64, endpoint=True
+        )
+        self._song_bits.flags.writeable = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Recommender:
@@ -106,72 +117,79 @@ class Recommender:
         )
         return cls(table, settings, spotify)
 
-    @property
-    def strategies(self) -> tuple[str, ...]:
-        """Names of the emotion → mood strategies a caller may choose."""
-        return tuple(STRATEGIES)
-
-    def set_user_strategy(self, user_id: int | str, strategy: str | None) -> None:
-        """Make `strategy` this user's default (None: back to `MOODRING_STRATEGY`)."""
-        key = str(user_id)
-        with self._lock:
-            if strategy is None:
-                self._user_strategies.pop(key, None)
-            else:
-                self._user_strategies[key] = get_strategy(strategy).name
-
-    def user_strategy(self, user_id: int | str | None) -> str:
-        """The strategy used for this user when a call names none."""
-        with self._lock:
-            return self._user_strategies.get(str(user_id), self.settings.strategy)
-
     def recommend(
         self,
         emotion: str,
         k: int = 5,
+        *,
         strategy: str | None = None,
-        user_id: int | str | None = None,
-        with_playlist: bool = False,
         ranking: str | None = None,
+        listener: Listener | None = None,
+        user_key: str | None = None,
+        with_playlist: bool = False,
+        user_id: int | str | None = None,
     ) -> Recommendation:
-        """The top `k` tracks for `emotion`, and the emotion's refreshed playlist link if asked."""
+        """The top `k` tracks for `emotion`, and the emotion's refreshed playlist link if asked.
+
+        `strategy` and `ranking` default to `MOODRING_STRATEGY` and `MOODRING_RANKING`. `listener` (None: no
+        memory) shapes the `varied` ranking; `user_key` (e.g. "discord:<id>") seeds its per-user variety, so that
+        users differ while one user's answer depends only on their history. `user_id` is the deprecated name of
+        `user_key`.
+        """
+        if user_id is not None:
+            warnings.warn("recommend(user_id=...) is deprecated; pass user_key=", DeprecationWarning, stacklevel=2)
+            user_key = user_key or str(user_id)
         deadline = self._clock() + self.settings.spotify_timeout
         emotion_name = _check_emotion(emotion)
-        chosen = get_strategy(strategy or self.user_strategy(user_id))
-        ranking = _check_ranking(ranking or self.settings.ranking)
+        chosen = get_strategy(strategy or self.settings.strategy)
+        ranking = self.default_ranking if ranking is None else _check_ranking(ranking, "the ranking")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TRACKS:
             raise ConfigError(f"the number of tracks must be between 1 and {MAX_TRACKS}, got {k!r}")
         target = chosen.target(emotion_name)
         rows = self.table.by_mood[target.mood]
         popularity = self.table.popularity
+        listener = listener or Listener()
 
-        user_key = None if user_id is None else str(user_id)
         if ranking == "popularity":
             candidates = rows[: k * CANDIDATES_PER_TRACK]
         else:
-            scores = self._blend(rows, popularity[rows], chosen, emotion_name, user_key)
-            candidates = self._pick_varied(rows[np.argsort(-scores, kind="stable")], k * CANDIDATES_PER_TRACK, user_key)
+            row_of = self.table.row_of
+            kept = [row_of[track_id] for track_id in listener.kept_track_ids if track_id in row_of]
+            kept_points = list(zip(self.table.valence[kept].tolist(), self.table.energy[kept].tolist(), strict=True))
+            point = listener.target(target.valence, target.energy, kept_points)
+            weight = POPULARITY_WEIGHT if listener.avoided_point is None else POPULARITY_WEIGHT_AVOIDING
+
+            def scores(candidate_rows: np.ndarray, candidate_popularity: np.ndarray) -> np.ndarray:
+                return varied_scores(
+                    candidate_popularity,
+                    self.table.valence[candidate_rows],
+                    self.table.energy[candidate_rows],
+                    point,
+                    self._nudges(candidate_rows, user_key, emotion_name),
+                    weight,
+                )
+
+            ordered = rows[np.argsort(-scores(rows, popularity[rows]), kind="stable")]
+            candidates = self._pick_varied(ordered, k * CANDIDATES_PER_TRACK, listener)
 
         problems = []
         live: dict[str, int | None] = {}
-        if self.spotify is not None:
+        if self.spotify is not None and len(candidates):
             live, problem = self.spotify.popularity(self.table.ids[candidates].tolist(), deadline)
             if problem:
                 problems.append(f"live popularity incomplete ({problem})")
         merged = popularity[candidates].copy()
-        for position, row in enumerate(candidates):
-            value = live.get(self.table.ids[row])
-            if value is not None:
-                merged[position] = value
         if live:  # Spotify moved some songs: rank the candidates again with the live values
+            for position, row in enumerate(candidates):
+                value = live.get(self.table.ids[row])
+                if value is not None:
+                    merged[position] = value
             if ranking == "popularity":
                 order = np.argsort(-np.nan_to_num(merged, nan=-1.0), kind="stable")
             else:
-                order = np.argsort(-self._blend(candidates, merged, chosen, emotion_name, user_key), kind="stable")
+                order = np.argsort(-scores(candidates, merged), kind="stable")
             candidates, merged = candidates[order], merged[order]
         tracks = [self._track(row, value) for row, value in zip(candidates[:k], merged[:k], strict=False)]
-        if ranking == "blend" and user_key is not None:
-            self._remember(user_key, [track.id for track in tracks])
 
         url = None
         if with_playlist and self.spotify is not None and tracks:
@@ -190,47 +208,58 @@ class Recommender:
             artist=str(self.table.artists[row]),
             popularity=None if np.isnan(popularity) else int(popularity),
             url=track_url(track_id),
+            valence=float(self.table.valence[row]),
+            energy=float(self.table.energy[row]),
         )
 
-    def _blend(
-        self, rows: np.ndarray, popularity: np.ndarray, strategy: Strategy, emotion: str, user_key: str | None
-    ) -> np.ndarray:
-        target = strategy.target(emotion)
+    def _nudges(self, rows: np.ndarray, user_key: str | None, emotion: str) -> np.ndarray:
+        """A 0..1 nudge per row, the same for one seed, user and emotion, unrelated between users.
+
+        Each song's seeded random bits are mixed with the user's and emotion's with splitmix64's finaliser: a few
+        vectorised integer steps, where building a numpy generator per call would cost more than the ranking.
+        """
         user_hash = 0 if user_key is None else zlib.crc32(user_key.encode())
-        generator = np.random.default_rng([self.settings.seed, user_hash, EMOTIONS.index(emotion)])
-        jitter = generator.random(len(self.table))[rows] * JITTER  # indexed by row: same nudge per song
-        return blend_scores(
-            popularity, self.table.valence[rows], self.table.energy[rows], (target.valence, target.energy), jitter
-        )
+        bits = self._song_bits[rows] ^ np.uint64((user_hash << 8) | EMOTIONS.index(emotion))
+        bits ^= bits >> np.uint64(30)
+        bits *= np.uint64(0xBF58476D1CE4E5B9)
+        bits ^= bits >> np.uint64(27)
+        bits *= np.uint64(0x94D049BB133111EB)
+        bits ^= bits >> np.uint64(31)
+        return (bits >> np.uint64(11)).astype(float) / float(1 << 53)
 
-    def _pick_varied(self, ordered: np.ndarray, count: int, user_key: str | None) -> np.ndarray:
-        """Best rows first, one per artist, skipping the user's recent tracks while enough others remain."""
-        with self._lock:
-            recent = set(self._recent.get(user_key, ())) if user_key is not None else set()
+    def _pick_varied(self, ordered: np.ndarray, count: int, listener: Listener) -> np.ndarray:
+        """Best rows first, one per artist, never a turned-down track or artist, no recent track while others remain.
+
+        Rows passed over for being recent or a second song of an artist are used, in that order, only when a table
+        is too small for the rules (a mood with few songs or artists).
+        """
+        ids, artist_keys = self.table.ids, self.table.artist_keys
+        recent, banned_ids, banned_artists = (
+            listener.recent_track_ids,
+            listener.disliked_track_ids,
+            listener.disliked_artists,
+        )
         picked: list[int] = []
         artists: set[str] = set()
-        for allow_recent, allow_same_artist in ((False, False), (True, False), (True, True)):
-            for row in ordered:
-                if len(picked) == count:
-                    return np.asarray(picked, dtype=np.intp)
-                artist = str(self.table.artists[row]).casefold()
-                if row in picked or (not allow_recent and self.table.ids[row] in recent):
-                    continue
-                if not allow_same_artist and artist in artists:
-                    continue
-                picked.append(int(row))
-                artists.add(artist)
+        passed_over: list[int] = []
+        for row in ordered.tolist():
+            track_id, artist = ids[row], artist_keys[row]
+            if track_id in banned_ids or artist in banned_artists:
+                continue
+            if track_id in recent or artist in artists:
+                passed_over.append(row)
+                continue
+            picked.append(row)
+            artists.add(artist)
+            if len(picked) == count:
+                return np.asarray(picked, dtype=np.intp)
+        for row in passed_over:  # recent songs of new artists first, then anything left, best first
+            if len(picked) < count and artist_keys[row] not in artists:
+                picked.append(row)
+                artists.add(artist_keys[row])
+        taken = set(picked)
+        picked += [row for row in passed_over if row not in taken][: count - len(picked)]
         return np.asarray(picked, dtype=np.intp)
-
-    def _remember(self, user_key: str, track_ids: list[str]) -> None:
-        if self.settings.recent_memory == 0:
-            return
-        with self._lock:
-            memory = self._recent.pop(user_key, None) or deque(maxlen=self.settings.recent_memory)
-            memory.extend(track_ids)
-            self._recent[user_key] = memory  # most recently served user last
-            while len(self._recent) > MAX_REMEMBERED_USERS:
-                self._recent.popitem(last=False)
 
     def close(self) -> None:
         """Release Spotify's worker threads; the recommender must not be used afterwards."""
@@ -251,7 +280,12 @@ def _check_emotion(emotion: str) -> str:
     return name
 
 
-def _check_ranking(ranking: str) -> str:
+def _check_ranking(ranking: str, source: str) -> str:
+    """The ranking's current name; an old name is accepted with a warning naming `source`, where it was set."""
+    if ranking in DEPRECATED_RANKINGS:
+        current = DEPRECATED_RANKINGS[ranking]
+        log.warning("%s %r is deprecated and now means %r; use %r", source, ranking, current, current)
+        return current
     if ranking not in RANKINGS:
         raise ConfigError(f"unknown ranking {ranking!r}; expected one of: {', '.join(RANKINGS)}")
     return ranking

@@ -1,4 +1,4 @@
-"""Ranking songs within a mood: the notebook's order, and a blend that is kinder to listeners.
+"""Ranking songs within a mood: the notebook's order, and the varied score that is kinder to listeners.
 
 `notebook_order` replays exactly what the original notebook ran,
 `df[df.mood == m].sort_values(by="popularity", ascending=False)` on pandas 1.x: pandas reversed the
@@ -6,6 +6,11 @@ column, argsorted it with numpy's introsort (median-of-3 quicksort, insertion so
 items) and reversed the result. Equally popular songs come out in the order that algorithm leaves
 them; today's numpy sorts with SIMD code that orders ties differently, so calling pandas now would
 not give the notebook's list (for happy: Pumped Up Kicks, Africa, Take on Me — all at 84).
+
+`varied_scores` ranks for the default `varied` ranking: popularity weighs half, the other half is how close a song
+sits to the listener's (valence, energy) target (`Listener.target`), and a small nudge seeded by the user spreads
+users over near-equal songs. Which songs may be offered at all (recent, turned down, one per artist) is decided by
+the recommender from a `Listener`.
 """
 
 from __future__ import annotations
@@ -76,18 +81,31 @@ def notebook_order(popularity: np.ndarray) -> np.ndarray:
 
 
 POPULARITY_WEIGHT = 0.5
-"""Share of popularity in the blend score; the rest is closeness to the emotion's target."""
+"""Share of popularity in the varied score; the rest is closeness to the listener's target."""
 
-JITTER = 0.05
-"""Largest seeded random nudge added to a blend score, so near-equal songs rotate between users."""
+POPULARITY_WEIGHT_AVOIDING = 0.1
+"""Share of popularity once a listener has turned replies down: fit to their moved target comes first, so that a
+reply tests the new direction instead of falling back to the same popular songs."""
+
+JITTER = 0.3
+"""Largest seeded random nudge, as a share of the popularity weight, so that users differ among popular songs
+(0.15 in score by default: as much as 30 points of popularity) while a listener's fit still decides."""
 
 _MAX_DISTANCE = float(np.sqrt(2.0))  # farthest two points can be in the (valence, energy) unit square
 
 
-def blend_scores(
-    popularity: np.ndarray, valence: np.ndarray, energy: np.ndarray, target: tuple[float, float], jitter: np.ndarray
+def varied_scores(
+    popularity: np.ndarray,
+    valence: np.ndarray,
+    energy: np.ndarray,
+    target: tuple[float, float],
+    nudge: np.ndarray,
+    popularity_weight: float = POPULARITY_WEIGHT,
 ) -> np.ndarray:
-    """Score = weighted popularity (0..1, unknown counts as 0) + closeness to target + jitter."""
+    """Score = weighted popularity (0..1, unknown counts as 0) + weighted closeness to target + jitter.
+
+    `nudge` holds a seeded uniform 0..1 value per song; it adds at most `JITTER` x `popularity_weight`.
+    """
     closeness = 1.0 - np.hypot(valence - target[0], energy - target[1]) / _MAX_DISTANCE
-    known_popularity = np.nan_to_num(popularity, nan=0.0) / 100.0
-    return POPULARITY_WEIGHT * known_popularity + (1.0 - POPULARITY_WEIGHT) * closeness + jitter
+    known_popularity = np.fmax(popularity, 0.0) / 100.0  # fmax turns NaN into 0
+    return popularity_weight * (known_popularity + JITTER * nudge) + (1.0 - popularity_weight) * closeness

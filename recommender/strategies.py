@@ -1,7 +1,7 @@
 """Emotion → mood strategies, kept as data in `data/strategies.json` so a new one needs no code.
 
 Each strategy gives every FER emotion a mood of the song table (Happy, Sad, Energetic, Calm) and a
-valence/energy target inside that mood, which the `blend` ranking prefers. `notebook` lifts the
+valence/energy target inside that mood, which the `varied` ranking prefers. `notebook` lifts the
 mood as the original notebook did; `match` is congruent: the music feels like the face. In `match`
 each emotion sits where Russell's circumplex puts it (valence = pleasant or not, energy = arousal)
 and takes the table mood of that region: anger and fear are unpleasant and aroused → Energetic,

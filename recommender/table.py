@@ -54,11 +54,13 @@ class SongTable:
     ids: np.ndarray
     names: np.ndarray
     artists: np.ndarray
+    artist_keys: np.ndarray  # casefolded artist names: "one song per artist" and artist bans compare these
     popularity: np.ndarray  # float, NaN where the table has none
     valence: np.ndarray
     energy: np.ndarray
     moods: np.ndarray
     by_mood: dict[str, np.ndarray]  # mood -> row positions, most popular first
+    row_of: dict[str, int]  # track id -> row position
     source: str
 
     def __len__(self) -> int:
@@ -122,6 +124,7 @@ class SongTable:
             "ids": songs["id"].to_numpy(dtype=object),
             "names": songs["name"].astype(str).to_numpy(dtype=object),
             "artists": songs["artist"].astype(str).to_numpy(dtype=object),
+            "artist_keys": songs["artist"].astype(str).str.casefold().to_numpy(dtype=object),
             "popularity": popularity,
             "valence": songs["valence"].to_numpy(dtype=float),
             "energy": songs["energy"].to_numpy(dtype=float),
@@ -129,7 +132,8 @@ class SongTable:
         }
         for array in [*arrays.values(), *by_mood.values()]:
             array.flags.writeable = False  # shared by every worker thread: read-only by construction
-        return cls(by_mood=by_mood, source=source, **arrays)
+        row_of = {str(track_id): row for row, track_id in enumerate(arrays["ids"])}
+        return cls(by_mood=by_mood, row_of=row_of, source=source, **arrays)
 
 
 def _moods_from_labels(labels: pd.Series, source: str) -> pd.Series:

@@ -32,11 +32,14 @@ def table() -> SongTable:
 
 @pytest.fixture
 def make_recommender(spotify_settings: Settings, table: SongTable):
-    """Build recommenders on the fake (each one a fresh process, as far as Spotify can tell)."""
+    """Build recommenders on the fake (each one a fresh process, as far as Spotify can tell).
+
+    They use the `popularity` ranking: its fixed order lets these tests name which songs live data moves.
+    """
     made: list[Recommender] = []
 
     def make(**changes) -> Recommender:
-        rec = Recommender.from_settings(replace(spotify_settings, **changes))
+        rec = Recommender.from_settings(replace(spotify_settings, **{"ranking": "popularity", **changes}))
         made.append(rec)
         return rec
 
