@@ -1,17 +1,19 @@
-"""What the bot says, and the one place each request's answer is sent.
+"""What the bot says: each request's single answer as plain data, built off Discord, within Discord's limits.
 
-A request produces exactly one `Answer`; `MessageReplies` and `InteractionReplies` deliver it to a
-posted message or a slash command. Keeping "what to say" (plain data, built off Discord) apart from
-"how to send it" is what makes every request answered exactly once: there is a single send per request.
+A request produces exactly one `Answer`; `moodring.bot.delivery` sends it (and degrades it when the bot lacks
+a permission). Keeping "what to say" apart from "how to send it" is what makes every request answered
+exactly once: there is a single send per request.
+
+Discord refuses a whole message when one embed field passes 1,024 characters, the title 256 or the embed
+6,000, and the reply is then lost. Song and artist names come from a table anyone can replace, so every
+name is escaped first and cut after (cutting first let escapes grow a field past the limit), and the songs
+field is shortened until it fits.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -25,17 +27,27 @@ USAGE = (
     "Send me a selfie and I'll read your mood and pick five songs for it.\n"
     "• `/mood selfie:` attach a picture of your face\n"
     "• `/mood emotion:` pick how you feel instead (e.g. `happy`, `sad`)\n"
-    "• or post a selfie in a channel I watch, or here in a DM"
+    "• or mention me with a selfie, post one in a channel this server set up for me, or DM me"
 )
 BUSY = "I'm busy with other selfies right now, try again in a moment."
 NO_FACE = "I couldn't find a face in that picture. Try a well-lit selfie with your face toward the camera."
 SORRY = "Something went wrong on my side and I couldn't finish that one. It has been logged; please try again later."
 SHUTTING_DOWN = "I'm restarting right now, try again in a minute."
 
-ANNOTATED_FILENAME = "moodring.png"
+WAIT_REACTION = "⏳"
+"""On a posted selfie: busy, cooling down or restarting (a reaction, so that a refusal never adds a message)."""
+REFUSED_REACTION = "🚫"
+"""On a posted file the bot will not read: not an image, too large, unreadable."""
+
+TITLE_LIMIT = 256
+FIELD_LIMIT = 1024
+EMBED_LIMIT = 6000
+CONTENT_LIMIT = 2000
+NAME_LIMITS = (80, 40, 20)
+"""Longest song/artist name shown (after escaping); the next is tried when five lines overflow a field."""
+
 BAR_WIDTH = 12
 _EIGHTHS = " ▏▎▍▌▋▊▉"
-_NAME_LIMIT = 60
 
 EMOJI = {
     "angry": "😠",
@@ -59,28 +71,57 @@ COLOUR = {
 
 @dataclass(frozen=True)
 class Answer:
-    """One reply, as data. `private` asks for an ephemeral reply where Discord allows it (slash commands)."""
+    """One reply, as data.
+
+    `private` marks a refusal or an error: ephemeral for a slash command, a reaction (`reaction`) on a posted
+    message in a server. `tracks` are the songs offered, which the feedback buttons rate.
+    """
 
     content: str | None = None
     embed: discord.Embed | None = None
     image: bytes | None = None
+    image_name: str | None = None
     playlist_url: str | None = None
+    tracks: tuple[Track, ...] = ()
     private: bool = False
+    reaction: str | None = None
 
-    def send_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for `Messageable.send` / `Webhook.send`, leaving out what is not set."""
-        kwargs: dict[str, object] = {}
-        if self.content is not None:
-            kwargs["content"] = self.content
-        if self.embed is not None:
-            kwargs["embed"] = self.embed
-        if self.image is not None:
-            kwargs["file"] = discord.File(io.BytesIO(self.image), filename=ANNOTATED_FILENAME)
-        if self.playlist_url is not None:
-            view = discord.ui.View(timeout=None)
-            view.add_item(discord.ui.Button(label="Open the playlist on Spotify", url=self.playlist_url))
-            kwargs["view"] = view
-        return kwargs
+
+def refusal(text: str, reaction: str) -> Answer:
+    """A private refusal: `text` where only the user sees it (slash command, DM), else `reaction`."""
+    return Answer(text, private=True, reaction=reaction)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` at most `limit` characters, ending in "…" when shortened."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _label(text: str, limit: int) -> str:
+    """A song or artist name safe inside a markdown link: one line, escaped, then cut (never mid-escape)."""
+    escaped = discord.utils.escape_markdown(" ".join(text.split())).replace("[", "(").replace("]", ")")
+    if len(escaped) <= limit:
+        return escaped
+    kept = escaped[: limit - 1]
+    trailing = len(kept) - len(kept.rstrip("\\"))
+    if trailing % 2:  # a lone backslash would escape the "…"
+        kept = kept[:-1]
+    return kept + "…"
+
+
+def track_lines(tracks: list[Track] | tuple[Track, ...]) -> str:
+    """Numbered "name — artist" lines, each a link to the track, at most `FIELD_LIMIT` characters in all."""
+    text = ""
+    for limit in NAME_LIMITS:
+        lines = []
+        for number, track in enumerate(tracks, start=1):
+            label = f"{_label(track.name, limit)} — {_label(track.artist, limit)}"
+            link = track.url and not any(c in track.url for c in " ()<>")
+            lines.append(f"{number}. [{label}]({track.url})" if link else f"{number}. {label}")
+        text = "\n".join(lines)
+        if len(text) <= FIELD_LIMIT:
+            return text
+    return cut(text, FIELD_LIMIT)
 
 
 def score_bar(scores: dict[str, float]) -> str:
@@ -105,32 +146,17 @@ def picture_scores(faces: list[Face]) -> dict[str, float]:
     return {name: value / total for name, value in sums.items()}
 
 
-def _link_text(text: str) -> str:
-    """Track or artist name safe inside a markdown link, and short enough for an embed field."""
-    if len(text) > _NAME_LIMIT:
-        text = text[: _NAME_LIMIT - 1] + "…"
-    return discord.utils.escape_markdown(text).replace("[", "(").replace("]", ")")
-
-
-def track_lines(tracks: list[Track]) -> str:
-    """Numbered "name — artist" lines, each a link to the track when it has a URL."""
-    lines = []
-    for number, track in enumerate(tracks, start=1):
-        label = f"{_link_text(track.name)} — {_link_text(track.artist)}"
-        lines.append(f"{number}. [{label}]({track.url})" if track.url else f"{number}. {label}")
-    return "\n".join(lines)
-
-
 def mood_answer(
     analysis: Analysis | None,
     recommendation: Recommendation,
-    annotated: bytes | None,
+    picture: tuple[bytes, str] | None,
     chosen_emotion: str | None,
 ) -> Answer:
     """The embed for a finished request: what was seen on the selfie (if any) and the music for it.
 
     `analysis` is None when the user only picked an emotion; `chosen_emotion` (from `/mood emotion:`)
-    decides the music even when a selfie was analysed, and the embed says so.
+    decides the music even when a selfie was analysed, and the embed says so. `picture` is the annotated
+    picture and its file name, or None to answer with the embed alone.
     """
     emotion = recommendation.emotion
     embed = discord.Embed(colour=COLOUR.get(emotion, 0x5865F2))
@@ -154,51 +180,25 @@ def mood_answer(
         embed.title = f"{EMOJI.get(emotion, '')} Music for feeling {emotion}".strip()
     mood = f" ({recommendation.mood} mood)" if recommendation.mood else ""
     embed.add_field(
-        name=f"Five songs for you{mood}",
+        name=cut(f"Five songs for you{mood}", TITLE_LIMIT),
         value=track_lines(recommendation.tracks) or "No songs found.",
         inline=False,
     )
-    if annotated is not None:
-        embed.set_image(url=f"attachment://{ANNOTATED_FILENAME}")
+    image, image_name = picture if picture is not None else (None, None)
+    if image_name is not None:
+        embed.set_image(url=f"attachment://{image_name}")
     embed.set_footer(text="Your picture was read in memory and is not kept.")
-    return Answer(embed=embed, image=annotated, playlist_url=recommendation.playlist_url)
+    return Answer(
+        embed=embed,
+        image=image,
+        image_name=image_name,
+        playlist_url=recommendation.playlist_url,
+        tracks=tuple(recommendation.tracks),
+    )
 
 
-class Replies(Protocol):
-    """Where a request's single answer goes, and how the user sees that work has started."""
-
-    def working(self) -> AbstractAsyncContextManager[None]: ...
-
-    async def send(self, answer: Answer) -> None: ...
-
-
-class MessageReplies:
-    """Answers a posted selfie with a reply to that message, showing "typing…" while working."""
-
-    def __init__(self, message: discord.Message) -> None:
-        self.message = message
-
-    def working(self) -> AbstractAsyncContextManager[None]:
-        return self.message.channel.typing()
-
-    async def send(self, answer: Answer) -> None:
-        await self.message.reply(mention_author=False, **answer.send_kwargs())
-
-
-class InteractionReplies:
-    """Answers a slash command: quick refusals as ephemeral responses, real work deferred then followed up."""
-
-    def __init__(self, interaction: discord.Interaction) -> None:
-        self.interaction = interaction
-
-    @asynccontextmanager
-    async def working(self) -> AsyncIterator[None]:
-        await self.interaction.response.defer(thinking=True)
-        yield
-
-    async def send(self, answer: Answer) -> None:
-        kwargs = answer.send_kwargs()
-        if self.interaction.response.is_done():
-            await self.interaction.followup.send(ephemeral=answer.private, **kwargs)
-        else:
-            await self.interaction.response.send_message(ephemeral=answer.private, **kwargs)
+def as_text(embed: discord.Embed) -> str:
+    """The embed as plain text, for a channel where the bot may not embed: title, description, fields."""
+    parts = [f"**{embed.title}**" if embed.title else "", embed.description or ""]
+    parts += [f"**{field.name}**\n{field.value}" for field in embed.fields]
+    return cut("\n".join(part for part in parts if part), CONTENT_LIMIT)
