@@ -194,6 +194,7 @@ class OfflineDiscord:
         self.sent: list[discord.Message] = []
         self.sent_at: dict[int, float] = {}  # message id -> time.perf_counter() when the bot sent it
         self._reply_to: dict[int, int] = {}
+        self._components: dict[int, list[dict]] = {}  # message id -> its buttons (dpytest drops them)
         self.typing: list[int] = []
         self.reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self.synced: list[tuple[int | None, list[dict]]] = []
@@ -213,12 +214,14 @@ class OfflineDiscord:
         channels: int = 1,
         users: int = 1,
         channel_ids: tuple[int, ...] = (),
+        guild_id: int = -1,
         registered: dict[int | None, list[dict]] | None = None,
     ) -> OfflineDiscord:
         """Connect `bot` to the fake Discord and run its `setup_hook` (extensions, command sync).
 
-        `channel_ids` fixes the ids of the first channels; `registered` is what Discord already lists
-        per scope (e.g. from a previous run), which the sync compares against and replaces.
+        `channel_ids` and `guild_id` fix ids (-1: dpytest picks one), as a restart on the same server needs;
+        `registered` is what Discord already lists per scope (e.g. from a previous run), which the sync
+        compares against and replaces.
         """
         host = AttachmentHost()
         await host.start()
@@ -231,7 +234,7 @@ class OfflineDiscord:
         callbacks.set_callback(world._record_sent, "send_message")
         callbacks.set_callback(world._record_typing, "send_typing")
         state.stop_dispatch()
-        world.guild = backend.make_guild("Moodring test guild")
+        world.guild = backend.make_guild("Moodring test guild", id_num=guild_id)
         ids = list(channel_ids) + [-1] * (channels - len(channel_ids))  # -1: dpytest picks an id
         world.channels = [
             backend.make_text_channel(f"selfies-{n}", world.guild, id_num=ids[n]) for n in range(channels)
@@ -286,8 +289,11 @@ class OfflineDiscord:
 
     def deny(self, channel: discord.TextChannel, *permissions: str) -> None:
         """Take `permissions` (e.g. "attach_files") from the bot in `channel`, as a channel overwrite."""
-        overwrite = discord.PermissionOverwrite(**dict.fromkeys(permissions, False))
-        backend.update_text_channel(channel, self.guild.me, overwrite)
+        _, deny = discord.PermissionOverwrite(**dict.fromkeys(permissions, False)).pair()
+        data = facts.dict_from_channel(channel)
+        # dpytest's own helper writes the overwrite type as a string, which discord.py 2 ignores: 1 = member
+        data["permission_overwrites"] = [{"id": self.guild.me.id, "type": 1, "allow": "0", "deny": str(deny.value)}]
+        backend.get_state().parse_channel_update(data)
 
     def refuse_next_send(self, status: int, code: int, message: str) -> None:
         """Make Discord refuse the next message the bot sends (e.g. a permission taken after the check)."""
@@ -295,9 +301,8 @@ class OfflineDiscord:
 
     def set_system_channel(self, channel: discord.TextChannel) -> None:
         """Make `channel` the guild's system channel (where Discord posts join messages)."""
-        data = facts.dict_from_guild(self.guild)
-        data["system_channel_id"] = channel.id
-        backend.get_state().parse_guild_update(data)
+        # What a GUILD_UPDATE with `system_channel_id` sets; dpytest cannot build that event for discord.py 2
+        self.guild._system_channel_id = channel.id
 
     async def slash(
         self,
@@ -383,6 +388,10 @@ class OfflineDiscord:
         """Messages the bot sent as replies to `message`, oldest first."""
         return [sent for sent in self.sent if self._reply_to.get(sent.id) == message.id]
 
+    def buttons_on(self, message: discord.Message) -> list[dict]:
+        """The buttons the bot sent under `message`, as Discord's component payloads."""
+        return self._components.get(message.id, [])
+
     def reactions_on(self, message: discord.Message) -> list[str]:
         """Emoji the bot added to `message`."""
         return [emoji for message_id, emoji in self.reactions if message_id == message.id]
@@ -410,12 +419,18 @@ class OfflineDiscord:
                 payload.pop("embeds", None)
         params = MultipartParameters(payload=payload, multipart=params.multipart, files=params.files)
         data = await self._dpytest_send_message(channel_id, params=params)
+        self._components[int(data["id"])] = [c for row in payload.get("components", []) for c in row["components"]]
         reference = payload.get("message_reference")
         if reference is not None:
             self._reply_to[int(data["id"])] = int(reference["message_id"])
         return data
 
     async def _add_reaction(self, channel_id: int, message_id: int, emoji: str) -> None:
+        channel = self.bot.get_channel(channel_id)
+        if channel is not None and getattr(channel, "guild", None) is not None:
+            allowed = channel.permissions_for(channel.guild.me)
+            if not (allowed.add_reactions and allowed.read_message_history):
+                raise discord_error(403, 50013, "Missing Permissions")
         self.reactions.append((message_id, emoji))
 
     async def _record_sent(self, message: discord.Message) -> None:

@@ -206,7 +206,11 @@ class ConfirmForget(discord.ui.View):
         self.user_id = user_id
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return interaction.user.id == self.user_id
+        """Only the member who asked may confirm (the prompt is ephemeral; this guards a forged click)."""
+        if interaction.user.id != self.user_id:
+            await interaction.response.send_message("This button isn't for you.", ephemeral=True)
+            return False
+        return True
 
     @discord.ui.button(label="Delete my data", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:

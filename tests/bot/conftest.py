@@ -107,6 +107,7 @@ async def start_bot(pipeline, shared_data: Path, tmp_path: Path, monkeypatch: py
         channel_ids: tuple[int, ...] = (),
         recommender=None,
         registered: dict | None = None,
+        guild_id: int = -1,
         watch: bool = True,
         **overrides: str,
     ) -> OfflineDiscord:
@@ -116,7 +117,7 @@ async def start_bot(pipeline, shared_data: Path, tmp_path: Path, monkeypatch: py
         store = await open_store(settings)
         bot = create_bot(settings, store, recognizer, recommender or shared_recommender)
         world = await OfflineDiscord.start(
-            bot, channels=channels, users=users, channel_ids=channel_ids, registered=registered
+            bot, channels=channels, users=users, channel_ids=channel_ids, guild_id=guild_id, registered=registered
         )
         if watch:
             server = await store.guild_settings(world.guild.id)
