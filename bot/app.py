@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 from discord.ext import commands
+from moodring.bot.sync import sync_if_changed
 from moodring.bot.work_queue import WorkQueue
 
 from moodring import __version__
@@ -106,8 +107,6 @@ class MoodringBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         """Open the store and download session, load the pipeline and the features, sync commands if changed."""
-        from moodring.bot.sync import sync_if_changed
-
         self.http_session = aiohttp.ClientSession()
         if self.store is None:
             self.store = await open_store(self.settings)

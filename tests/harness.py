@@ -11,7 +11,6 @@
   tree and view store, checks and option parsing included.
 - `AttachmentHost` is a loopback HTTP server in place of Discord's CDN: attachments carry real bytes,
   a real size and content type, and every download is counted (so "refused before download" is testable).
-- `InteractionDouble` stands in for `discord.Interaction` when calling the `/mood` callback.
 - `LoopLagProbe` measures how late the event loop runs a timer: the stall every other coroutine sees.
 
 Needs the `dev` extra (dpytest). dpytest refuses sharded clients in `configure()` only because its

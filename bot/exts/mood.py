@@ -269,8 +269,8 @@ class MoodCog(commands.Cog, name="Mood"):
     ) -> MoodResult:
         """The user's answer, computed on a worker thread.
 
-        The one place where a user's listening history joins the recommendation: read from the store
-        before the worker call, written back after it.
+        This is the one call the user's listening history goes around: the store's reads (recent tracks,
+        feedback) belong before it and the write of the tracks served after it, on the event loop.
         """
         return await self.bot.work.run(
             compute_mood,
