@@ -111,7 +111,7 @@ class MoodringBot(commands.AutoShardedBot):
         if self.store is None:
             self.store = await open_store(self.settings)
             self._owned.append("store")
-        self._drop_message_content_unless_enabled()
+        self.match_intents_to(self.application)
         if not self.commands_only:
             await self._load_pipeline()
         for extension in INITIAL_EXTENSIONS:
@@ -119,14 +119,17 @@ class MoodringBot(commands.AutoShardedBot):
         if not self.commands_only:
             await sync_if_changed(self)
 
-    def _drop_message_content_unless_enabled(self) -> None:
-        """Ask Discord only for what the application may have: it closes the gateway on a refused intent."""
+    def match_intents_to(self, application: discord.AppInfo | None) -> None:
+        """Ask Discord only for what the application may have: it closes the gateway on a refused intent.
+
+        `application` is what login learnt (None when not logged in through Discord: keep what was asked).
+        """
         if not self.intents.message_content:
             log.info("MOODRING_SELFIES_IN_CHANNELS is off: answering DMs, @mentions and /mood only")
             return
-        if self.application is None:  # not logged in through Discord (tests): keep what was asked
+        if application is None:
             return
-        flags = self.application.flags
+        flags = application.flags
         if not (flags.gateway_message_content or flags.gateway_message_content_limited):
             self._connection._intents.message_content = False  # the intents sent when the gateway identifies
             log.warning(NO_MESSAGE_CONTENT)

@@ -7,12 +7,14 @@ The command-line tests run `moodring` in a subprocess against a loopback stand-i
 from __future__ import annotations
 
 import http.server
+import logging
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import discord
 import pytest
 from moodring.bot.app import build_intents, create_bot, serve
 from moodring.bot.cli import NO_TOKEN
@@ -125,3 +127,25 @@ async def test_serve_ends_with_one_line_error_and_a_closed_bot_when_discord_refu
         await serve(bot, "not-a-real-token")
     assert "\n" not in str(failure.value)
     assert bot.is_closed() and bot.work.closing
+
+
+async def _application(world, flags: discord.ApplicationFlags) -> discord.AppInfo:
+    """The application as login learns it from Discord (dpytest's answer, with these flags)."""
+    data = await world.bot.http.application_info()
+    return discord.AppInfo(world.bot._connection, {**data, "flags": flags.value})
+
+
+async def test_without_the_message_content_intent_the_bot_asks_without_it_and_says_so_once(start_bot, caplog):
+    world = await start_bot()
+    with caplog.at_level(logging.INFO, logger="moodring"):
+        world.bot.match_intents_to(await _application(world, discord.ApplicationFlags()))
+
+    assert not world.bot.intents.message_content and world.bot.intents.guild_messages
+    [said] = [record for record in caplog.records if record.name.startswith("moodring")]
+    assert said.levelno == logging.WARNING and "Message Content" in said.getMessage()
+
+
+async def test_with_the_intent_enabled_the_bot_keeps_it(start_bot):
+    world = await start_bot()
+    world.bot.match_intents_to(await _application(world, discord.ApplicationFlags(gateway_message_content=True)))
+    assert world.bot.intents.message_content
