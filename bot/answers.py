@@ -146,6 +146,29 @@ def picture_scores(faces: list[Face]) -> dict[str, float]:
     return {name: value / total for name, value in sums.items()}
 
 
+def _describe_what_was_seen(embed: discord.Embed, analysis: Analysis | None, emotion: str, chosen: str | None) -> None:
+    """Title, description and score bars: the emotion on the selfie, or the one picked when there is no face."""
+    faces = analysis.faces if analysis is not None else []
+    if not faces:
+        embed.title = f"{EMOJI.get(emotion, '')} Music for feeling {emotion}".strip()
+        if analysis is not None:
+            embed.description = (
+                f"I couldn't find a face in your picture, so here is music for **{emotion}**, as you asked."
+            )
+        return
+    seen = analysis.emotion
+    scores = picture_scores(faces)
+    embed.title = f"{EMOJI.get(seen, '')} You look {seen}".strip()
+    embed.description = f"Confidence **{scores.get(seen, 0.0):.0%}**"
+    if len(faces) > 1:
+        embed.description += (
+            f" across **{len(faces)} faces** (larger faces count more); each face is labelled on the picture."
+        )
+    embed.add_field(name="Scores", value=score_bar(scores), inline=False)
+    if chosen is not None and chosen != seen:
+        embed.add_field(name="Your pick", value=f"You asked for music for **{chosen}**.", inline=False)
+
+
 def mood_answer(
     analysis: Analysis | None,
     recommendation: Recommendation,
@@ -158,26 +181,8 @@ def mood_answer(
     decides the music even when a selfie was analysed, and the embed says so. `picture` is the annotated
     picture and its file name, or None to answer with the embed alone.
     """
-    emotion = recommendation.emotion
-    embed = discord.Embed(colour=COLOUR.get(emotion, 0x5865F2))
-    faces = analysis.faces if analysis is not None else []
-    if faces:
-        seen = analysis.emotion
-        scores = picture_scores(faces)
-        embed.title = f"{EMOJI.get(seen, '')} You look {seen}".strip()
-        embed.description = f"Confidence **{scores.get(seen, 0.0):.0%}**"
-        if len(faces) > 1:
-            embed.description += (
-                f" across **{len(faces)} faces** (larger faces count more); each face is labelled on the picture."
-            )
-        embed.add_field(name="Scores", value=score_bar(scores), inline=False)
-        if chosen_emotion is not None and chosen_emotion != seen:
-            embed.add_field(name="Your pick", value=f"You asked for music for **{chosen_emotion}**.", inline=False)
-    elif analysis is not None:
-        embed.title = f"{EMOJI.get(emotion, '')} Music for feeling {emotion}".strip()
-        embed.description = f"I couldn't find a face in your picture, so here is music for **{emotion}**, as you asked."
-    else:
-        embed.title = f"{EMOJI.get(emotion, '')} Music for feeling {emotion}".strip()
+    embed = discord.Embed(colour=COLOUR.get(recommendation.emotion, 0x5865F2))
+    _describe_what_was_seen(embed, analysis, recommendation.emotion, chosen_emotion)
     mood = f" ({recommendation.mood} mood)" if recommendation.mood else ""
     embed.add_field(
         name=cut(f"Five songs for you{mood}", TITLE_LIMIT),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import discord
-from moodring.bot.exts.admin import NOT_WATCHING, WELCOME
+from moodring.bot.exts.admin import NOT_WATCHING, STORE_DOWN, WELCOME
 from moodring.bot.storage import FeedbackTrack
 
 ADMIN = discord.Permissions(manage_guild=True) | discord.Permissions.text()
@@ -145,3 +145,12 @@ async def test_a_server_that_removes_the_bot_is_forgotten(start_bot, database):
     await world.settle()
 
     assert world.guild.id not in database.guilds
+
+
+async def test_with_the_store_down_moodring_says_so_privately(start_bot, database):
+    world = await start_bot()
+    database.down = True
+    interaction = await world.slash(world.users[0], "moodring", options=_sub("settings"), member_permissions=ADMIN)
+
+    [call] = world.interactions.for_interaction(interaction)
+    assert call.ephemeral and call.content == STORE_DOWN
