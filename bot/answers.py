@@ -74,7 +74,7 @@ class Answer:
     """One reply, as data.
 
     `private` marks a refusal or an error: ephemeral for a slash command, a reaction (`reaction`) on a posted
-    message in a server. `tracks` are the songs offered, which the feedback buttons rate.
+    message in a server. `tracks` are the songs offered, which the feedback buttons let `user_id` rate.
     """
 
     content: str | None = None
@@ -83,6 +83,7 @@ class Answer:
     image_name: str | None = None
     playlist_url: str | None = None
     tracks: tuple[Track, ...] = ()
+    user_id: int | None = None
     private: bool = False
     reaction: str | None = None
 
@@ -174,12 +175,13 @@ def mood_answer(
     recommendation: Recommendation,
     picture: tuple[bytes, str] | None,
     chosen_emotion: str | None,
+    user_id: int | None = None,
 ) -> Answer:
     """The embed for a finished request: what was seen on the selfie (if any) and the music for it.
 
     `analysis` is None when the user only picked an emotion; `chosen_emotion` (from `/mood emotion:`)
     decides the music even when a selfie was analysed, and the embed says so. `picture` is the annotated
-    picture and its file name, or None to answer with the embed alone.
+    picture and its file name, or None to answer with the embed alone. `user_id` is who may rate the tracks.
     """
     embed = discord.Embed(colour=COLOUR.get(recommendation.emotion, 0x5865F2))
     _describe_what_was_seen(embed, analysis, recommendation.emotion, chosen_emotion)
@@ -199,6 +201,7 @@ def mood_answer(
         image_name=image_name,
         playlist_url=recommendation.playlist_url,
         tracks=tuple(recommendation.tracks),
+        user_id=user_id,
     )
 
 

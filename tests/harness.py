@@ -331,6 +331,9 @@ class OfflineDiscord:
         message_id = message if isinstance(message, int) else message.id
         channel = self.channels[0] if isinstance(message, int) else message.channel
         payload = facts.make_message_dict(channel, self.bot.user, id_num=message_id)
+        # Discord sends the message with its buttons: as sent, or (a message of another run) the one clicked
+        buttons = self._components.get(message_id) or [{"type": 2, "style": 1, "label": "?", "custom_id": custom_id}]
+        payload["components"] = [{"type": 1, "components": buttons}]
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._interact(3, user, channel, data, self.guild.default_role.permissions, payload)
 
@@ -461,13 +464,13 @@ class OfflineDiscord:
 
 
 def _is_bot_work(task: asyncio.Task) -> bool:
-    """Tasks discord.py starts for the bot: event handlers, slash commands, view callbacks."""
+    """Tasks discord.py starts for the bot: event handlers, slash commands, button callbacks."""
     coroutine = task.get_coro()
     name = getattr(coroutine, "__qualname__", "")
     return not task.done() and (
         name.endswith("_run_event")
         or task.get_name() == "CommandTree-invoker"
-        or task.get_name().startswith("discord-ui-view-dispatch")
+        or task.get_name().startswith(("discord-ui-view-dispatch", "discord-ui-dynamic-item"))
     )
 
 

@@ -223,7 +223,7 @@ class MoodCog(commands.Cog, name="Mood"):
                 answer = refusal(SORRY, REFUSED_REACTION)
             sent = await self._deliver(replies, answer, request)
             if sent is not None and answer.tracks:
-                await remember_reply(self.bot.store, sent.id, user_id, self.feedback_tracks(answer.tracks))
+                await remember_reply(self.bot.store, sent.id, self.feedback_tracks(answer.tracks))
         finally:
             if slot is not None:
                 slot.release()
@@ -262,7 +262,7 @@ class MoodCog(commands.Cog, name="Mood"):
         if result.recommendation is None:
             return Answer(NO_FACE)
         picture = (result.picture, PICTURE_NAME) if result.picture is not None else None
-        return mood_answer(result.analysis, result.recommendation, picture, chosen_emotion)
+        return mood_answer(result.analysis, result.recommendation, picture, chosen_emotion, user_id)
 
     async def recommend_for(
         self, user_id: int, image: bytes | None, chosen_emotion: str | None, strategy: str | None, with_picture: bool

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from moodring.bot.exts.feedback import FORGOTTEN, LESS_ID, MORE_ID, NO_MEMORY, NOT_YOURS, THANKS
+import json
+
+from moodring.bot.exts.feedback import FORGOTTEN, NO_MEMORY, NOT_YOURS, THANKS, rate_id, reply_key
 
 
 async def _answered(world, selfie):
@@ -16,13 +18,17 @@ async def test_each_answer_has_the_two_rating_buttons(start_bot, selfie):
     world = await start_bot()
     reply = await _answered(world, selfie)
 
-    assert [button.get("custom_id") for button in world.buttons_on(reply)] == [MORE_ID, LESS_ID]
+    user = world.users[0].id
+    assert [button.get("custom_id") for button in world.buttons_on(reply)] == [
+        rate_id(True, user),
+        rate_id(False, user),
+    ]
 
 
 async def test_a_click_records_the_five_tracks_for_the_user_it_answered(start_bot, selfie, database):
     world = await start_bot()
     reply = await _answered(world, selfie)
-    clicked = await world.click(world.users[0], reply, MORE_ID)
+    clicked = await world.click(world.users[0], reply, rate_id(True, world.users[0].id))
 
     [note] = world.interactions.for_interaction(clicked)
     assert note.ephemeral and note.content == THANKS[True]
@@ -36,7 +42,7 @@ async def test_a_click_records_the_five_tracks_for_the_user_it_answered(start_bo
 async def test_someone_else_cannot_rate_an_answer(start_bot, selfie, database):
     world = await start_bot()
     reply = await _answered(world, selfie)
-    clicked = await world.click(world.users[1], reply, LESS_ID)
+    clicked = await world.click(world.users[1], reply, rate_id(False, world.users[0].id))
 
     [note] = world.interactions.for_interaction(clicked)
     assert note.ephemeral and note.content == NOT_YOURS and database.feedback == {}
@@ -48,7 +54,8 @@ async def test_buttons_still_work_after_a_restart(start_bot, selfie, database):
     await world.close()
 
     restarted = await start_bot(guild_id=5100, channel_ids=(5101,))
-    clicked = await restarted.click(world.users[0], reply.id, LESS_ID)  # the same user, back after the restart
+    # the same user, back after the restart
+    clicked = await restarted.click(world.users[0], reply.id, rate_id(False, world.users[0].id))
 
     [note] = restarted.interactions.for_interaction(clicked)
     assert note.content == THANKS[False]
@@ -57,11 +64,20 @@ async def test_buttons_still_work_after_a_restart(start_bot, selfie, database):
 
 async def test_an_unknown_answer_or_a_store_outage_is_said_privately(start_bot, database):
     world = await start_bot()
-    unknown = await world.click(world.users[0], 987654321, MORE_ID)
+    mine = rate_id(True, world.users[0].id)
+    unknown = await world.click(world.users[0], 987654321, mine)
     database.down = True
-    outage = await world.click(world.users[0], 987654321, MORE_ID)
+    outage = await world.click(world.users[0], 987654321, mine)
 
     [said_unknown] = world.interactions.for_interaction(unknown)
     [said_outage] = world.interactions.for_interaction(outage)
     assert said_unknown.ephemeral and said_unknown.content == FORGOTTEN
     assert said_outage.ephemeral and said_outage.content == NO_MEMORY
+
+
+async def test_the_stored_reply_names_no_user(start_bot, selfie, database):
+    world = await start_bot()
+    reply = await _answered(world, selfie)
+
+    stored = database.state[reply_key(reply.id)]
+    assert str(world.users[0].id) not in stored and len(json.loads(stored)) == 5

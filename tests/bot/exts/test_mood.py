@@ -14,6 +14,7 @@ import signal
 
 from moodring.bot.answers import NO_FACE, REFUSED_REACTION, USAGE, WAIT_REACTION
 from moodring.bot.app import serve
+from moodring.bot.exts.feedback import rate_id
 from moodring.bot.exts.mood import PICTURE_MAX_SIDE, PICTURE_NAME
 from moodring.recommender import Recommender
 from PIL import Image
@@ -270,7 +271,7 @@ async def test_mood_with_selfie_defers_then_follows_up_with_the_embed_and_button
     assert defer.kind == "defer" and followup.kind == "followup" and not followup.ephemeral
     assert len(track_lines(followup.embeds[0])) == 5 and followup.files == [PICTURE_NAME]
     buttons = [button["custom_id"] for row in followup.components for button in row["components"]]
-    assert buttons == ["moodring:feedback:more", "moodring:feedback:less"]
+    assert buttons == [rate_id(True, world.users[0].id), rate_id(False, world.users[0].id)]
 
 
 async def test_mood_with_emotion_only_recommends_for_it(start_bot):
