@@ -38,6 +38,7 @@ NEEDED_IN_WATCHED_CHANNELS = {
     "add_reactions": "Add Reactions",
 }
 """What the bot uses in a channel it watches; `/moodring settings` names any it lacks."""
+WatchableChannel = discord.TextChannel | discord.Thread
 REPLY_STYLE_OPTION = OneOf("a reply style", {"picture": "embed with the annotated picture", "embed": "embed only"})
 NOT_WATCHING = (
     "Note: I don't read any channel of this server yet. Add one with `/moodring watch`; until then I answer "
@@ -54,7 +55,7 @@ FORGET_PROMPT = (
 )
 
 
-def missing_permissions(channel: discord.abc.GuildChannel | discord.Thread, me: discord.Member) -> list[str]:
+def missing_permissions(channel: discord.abc.GuildChannel | WatchableChannel, me: discord.Member) -> list[str]:
     """The permissions the bot lacks in `channel` for answering selfies there, by their names in Discord."""
     permissions = channel.permissions_for(me)
     return [label for flag, label in NEEDED_IN_WATCHED_CHANNELS.items() if not getattr(permissions, flag)]
@@ -123,31 +124,27 @@ class ServerSetup(commands.GroupCog, group_name="moodring", group_description="S
 
     @app_commands.command(name="watch", description="Answer selfies posted in this channel")
     @app_commands.describe(channel="the channel (default: this one)")
-    async def watch(
-        self, interaction: discord.Interaction, channel: discord.TextChannel | discord.Thread | None = None
-    ) -> None:
-        """Add a watched channel."""
-        target = channel or interaction.channel
-        server = await self.bot.store.guild_settings(interaction.guild_id)
-        text = f"I'll answer selfies posted in {target.mention}."
-        missing = missing_permissions(target, interaction.guild.me)
-        if missing:
-            text += f" I'm missing {', '.join(missing)} there: grant them, or my answers will be reduced."
-        await self._update(interaction, text, watched_channels=server.watched_channels | {target.id})
+    async def watch(self, interaction: discord.Interaction, channel: WatchableChannel | None = None) -> None:
+        """Add a watched channel, saying what the bot lacks there."""
+        await self._set_watched(interaction, channel or interaction.channel, watched=True)
 
     @app_commands.command(name="unwatch", description="Stop answering selfies posted in a channel")
     @app_commands.describe(channel="the channel (default: this one)")
-    async def unwatch(
-        self, interaction: discord.Interaction, channel: discord.TextChannel | discord.Thread | None = None
-    ) -> None:
+    async def unwatch(self, interaction: discord.Interaction, channel: WatchableChannel | None = None) -> None:
         """Remove a watched channel."""
-        target = channel or interaction.channel
+        await self._set_watched(interaction, channel or interaction.channel, watched=False)
+
+    async def _set_watched(self, interaction: discord.Interaction, channel: WatchableChannel, *, watched: bool) -> None:
         server = await self.bot.store.guild_settings(interaction.guild_id)
-        await self._update(
-            interaction,
-            f"I no longer read selfies posted in {target.mention}.",
-            watched_channels=server.watched_channels - {target.id},
-        )
+        if not watched:
+            text = f"I no longer read selfies posted in {channel.mention}."
+            await self._update(interaction, text, watched_channels=server.watched_channels - {channel.id})
+            return
+        text = f"I'll answer selfies posted in {channel.mention}."
+        missing = missing_permissions(channel, interaction.guild.me)
+        if missing:
+            text += f" I'm missing {', '.join(missing)} there: grant them, or my answers will be reduced."
+        await self._update(interaction, text, watched_channels=server.watched_channels | {channel.id})
 
     @app_commands.command(name="strategy", description="Lift the mood or match it, by default in this server")
     async def strategy(
