@@ -1,14 +1,18 @@
-"""Load on the Discord bot: N selfie posts fired at once, through the path the tests use.
+"""Load on the Discord bot: what one reply costs, and N selfie posts fired at once, through the path the tests use.
 
 Settings (model, image limits) come from the environment / `.env` as for `moodring bot`; the bot's
 worker and queue sizes are set per row, cooldown is off and Spotify is left out (local table).
 
-Each post comes from its own user in its own channel of dpytest's fake Discord, with the real
-selfie pipeline and recommender, attachments served from a loopback HTTP server. Configurations
-run side by side in one process (same model, same machine state). For each it prints throughput,
-reply latency p50/p95 (post → reply sent), busy replies, lost or double replies, and the event
-loop's lag (p50/p99/max, from a 5 ms timer). It also times one selfie's work run directly, which
-is how long the loop would stall per selfie if the bot ran the model on the event loop.
+First, one reply's cost for a 640x480 selfie, run directly: the CPU time (`time.process_time`, every
+thread of the process) of each stage (the analysis, the recommendation, the annotated picture, the embed),
+p50 over 20 runs, their sum, and the picture's size (goals: <= 25 ms, <= 150 KB).
+
+Then the bursts. Each post comes from its own user in its own channel of dpytest's fake Discord and
+@mentions the bot, with the real selfie pipeline and recommender, the in-memory store double, and
+attachments served from a loopback HTTP server. Configurations run side by side in one process (same
+model, same machine state). For each it prints throughput (served selfies per second), reply latency
+p50/p95 (post → reply sent), busy refusals (a ⏳ reaction, not a message), lost or double answers, and the
+event loop's lag (p50/p99/max, from a 5 ms timer).
 
     python benchmarks/bot_load.py                 # 50 events; default settings, then queue = events
     python benchmarks/bot_load.py --events 20 --workers 1 2
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import os
 import statistics
 import sys
@@ -28,16 +33,53 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moodring.bot.answers import WAIT_REACTION, mood_answer
 from moodring.bot.app import create_bot
-from moodring.bot.cog import compute_mood
-from moodring.bot.replies import BUSY
+from moodring.bot.exts.mood import PICTURE_FORMAT, PICTURE_MAX_SIDE, PICTURE_NAME
+from moodring.emotion import annotate
+from PIL import Image
 
 from moodring.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the offline Discord harness lives in tests/
+from tests.bot.memory_store import MemoryStore, MemoryTables  # noqa: E402
 from tests.harness import LoopLagProbe, OfflineDiscord, percentile  # noqa: E402
 
 SELFIE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
+REPLY_RUNS = 20
+
+
+def selfie_640x480() -> bytes:
+    """The example selfie as a phone-sized 640x480 JPEG (scaled to 640 wide, cropped to 480 high)."""
+    with Image.open(SELFIE) as image:
+        wide = image.convert("RGB").resize((640, 640))
+    out = io.BytesIO()
+    wide.crop((0, 80, 640, 560)).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def reply_cost(recognizer, recommender, selfie: bytes) -> tuple[dict[str, float], int]:
+    """CPU seconds (p50) of each stage of a reply, as `compute_mood` and `mood_answer` run them; the picture's bytes.
+
+    Also times the picture the bot drew before (full-size PNG), for comparison.
+    """
+    stages: dict[str, list[float]] = {}
+
+    def timed(stage: str, function, *args, **kwargs):
+        began = time.process_time()
+        result = function(*args, **kwargs)
+        stages.setdefault(stage, []).append(time.process_time() - began)
+        return result
+
+    for _ in range(REPLY_RUNS + 1):  # the first run warms up (the first model call traces the graph)
+        analysis = timed("analysis", recognizer.analyze, selfie)
+        recommendation = timed(
+            "recommendation", recommender.recommend, analysis.emotion, k=5, user_id="0", with_playlist=True
+        )
+        picture = timed("picture", annotate, selfie, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
+        timed("embed", mood_answer, analysis, recommendation, (picture, PICTURE_NAME), None)
+        timed("full-size PNG picture (before)", annotate, selfie, analysis)
+    return {stage: statistics.median(times[1:]) for stage, times in stages.items()}, len(picture)
 
 
 def _settings(base: Settings, workers: int, queue_size: int, scratch: Path) -> Settings:
@@ -66,7 +108,7 @@ async def run_idle(seconds: float) -> LoopLagProbe:
 class Burst:
     """What happened to every post of one or more bursts, pooled."""
 
-    kinds: Counter[str] = field(default_factory=Counter)  # served / busy / other / lost / double
+    kinds: Counter[str] = field(default_factory=Counter)  # served / busy / other / lost / double answers
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)  # post -> reply sent, served selfies
     lags: list[float] = field(default_factory=list)  # event-loop timer lateness
@@ -84,28 +126,30 @@ class Burst:
 
 async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, events: int, into: Burst) -> None:
     """Fire `events` selfie posts at once at a fresh bot; measure until every handler has finished."""
-    bot = create_bot(settings, recognizer, recommender)
+    bot = create_bot(settings, MemoryStore(settings, MemoryTables()), recognizer, recommender)
     world = await OfflineDiscord.start(bot, channels=events, users=events)
     try:
         attachments = [world.host.attachment(selfie, "selfie.jpg", "image/jpeg") for _ in range(events)]
         async with LoopLagProbe() as probe:
             started = time.perf_counter()
             posts = [
-                world.post(user, [attachment], channel=channel)
+                world.post(user, [attachment], world.mention, channel)
                 for user, channel, attachment in zip(world.users, world.channels, attachments, strict=True)
             ]
             await world.settle()
             into.seconds += time.perf_counter() - started
         into.lags += probe.lags
         for posted in posts:
-            replies = world.replies_to(posted)
-            if len(replies) != 1:
-                into.kinds["lost" if not replies else "double"] += 1
-            elif replies[0].embeds:
-                into.kinds["served"] += 1
-                into.latencies.append(world.sent_at[replies[0].id] - started)
+            answers = world.replies_to(posted) + world.reactions_on(posted)
+            if len(answers) != 1:
+                into.kinds["lost" if not answers else "double"] += 1
+            elif answers[0] == WAIT_REACTION:
+                into.kinds["busy"] += 1
+            elif isinstance(answers[0], str) or not answers[0].embeds:
+                into.kinds["other"] += 1
             else:
-                into.kinds["busy" if replies[0].content == BUSY else "other"] += 1
+                into.kinds["served"] += 1
+                into.latencies.append(world.sent_at[answers[0].id] - started)
     finally:
         await world.close()
 
@@ -122,23 +166,21 @@ def main() -> int:
     from moodring.emotion import EmotionRecognizer
     from moodring.recommender import Recommender
 
-    selfie = SELFIE.read_bytes()
+    selfie = selfie_640x480()
     with tempfile.TemporaryDirectory(prefix="moodring-bot-load-") as scratch_dir:
         scratch = Path(scratch_dir)
         os.chdir(scratch)  # dpytest stores the files the bot uploads in the working directory
         base = _settings(Settings.load(), 1, 1, scratch)
         recognizer = EmotionRecognizer.from_settings(base)  # one call alone: all cores
         recommender = Recommender.from_settings(base)
-        compute_mood(recognizer, recommender, selfie, None, None, 0)  # warm-up: first model call traces the graph
-        direct = []
-        for _ in range(5):
-            began = time.perf_counter()
-            compute_mood(recognizer, recommender, selfie, None, None, 0)
-            direct.append(time.perf_counter() - began)
-        print(
-            f"one selfie's work, run directly (the loop stall per selfie without workers): "
-            f"median {statistics.median(direct) * 1000:.0f} ms over {len(direct)} runs"
-        )
+        costs, picture_bytes = reply_cost(recognizer, recommender, selfie)
+        before = costs.pop("full-size PNG picture (before)")
+        print(f"one reply for a 640x480 selfie, CPU p50 over {REPLY_RUNS} runs (time.process_time, all threads):")
+        for stage, seconds in costs.items():
+            print(f"  {stage:<15} {seconds * 1000:6.1f} ms")
+        print(f"  {'whole reply':<15} {sum(costs.values()) * 1000:6.1f} ms (goal <= 25)")
+        print(f"  picture: {picture_bytes / 1024:.0f} KB (goal <= 150); full-size PNG before: {before * 1000:.1f} ms")
+        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
         print(f"{args.events} selfie posts at once, {args.repeat} bursts per row (pooled); {os.cpu_count()} CPUs\n")
 
         header = (

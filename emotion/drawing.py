@@ -20,11 +20,16 @@ COLOURS = {
     "neutral": (200, 200, 200),
 }
 OUTPUT_MAX_SIDE = 1024
-"""Longest side of the annotated picture: enough to read, small enough to upload quickly."""
+"""Longest side of the annotated picture by default: enough to read, small enough to upload quickly."""
+LOSSY_QUALITY = 85
+"""JPEG/WebP quality: labels stay crisp at a fraction of PNG's size (a reply's picture is a preview)."""
 
 
-def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG") -> bytes:
-    """The picture (upright, at most 1024 px long) with every face boxed and labelled, as PNG/JPEG/WebP bytes.
+def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG", max_side: int = OUTPUT_MAX_SIDE) -> bytes:
+    """The picture (upright, at most `max_side` px long) with every face boxed and labelled, as PNG/JPEG/WebP.
+
+    The picture is scaled down before drawing, so that its cost follows the size it is shown at (the bot
+    asks for Discord's preview size) rather than the size of the upload.
 
     `analysis` must come from the same bytes; boxes are in its original-pixel coordinates.
     Raises `ImageError` if the bytes are not an image.
@@ -34,7 +39,7 @@ def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG") -> 
         image_bytes,
         max_bytes=defaults.max_image_bytes,
         max_pixels=defaults.max_image_pixels,
-        max_side=OUTPUT_MAX_SIDE,
+        max_side=max_side,
     )
     picture = Image.fromarray(working.rgb)
     draw = ImageDraw.Draw(picture)
@@ -53,5 +58,5 @@ def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG") -> 
         draw.rectangle((x, label_y, x + right - left + 2 * pad, label_y + label_h), fill=colour)
         draw.text((x + pad - left, label_y + pad - top), label, fill=(0, 0, 0), font=font)
     out = io.BytesIO()
-    picture.save(out, format=format, **({"quality": 90} if format.upper() in {"JPEG", "WEBP"} else {}))
+    picture.save(out, format=format, **({"quality": LOSSY_QUALITY} if format.upper() in {"JPEG", "WEBP"} else {}))
     return out.getvalue()

@@ -47,6 +47,10 @@ class UnknownEmotionError(MoodringError):
     """An emotion that is not one of FER2013's seven classes (`moodring.EMOTIONS`)."""
 
 
+class StoreUnavailable(MoodringError):
+    """The database could not be reached or answered with an error; the bot answers without memory."""
+
+
 class LoginError(MoodringError):
     """The Spotify login did not complete."""
 

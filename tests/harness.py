@@ -2,10 +2,15 @@
 
 - `OfflineDiscord` stands the bot up on dpytest's fake gateway and REST client (discord.py's own
   `Message`, `Attachment`, `TextChannel` objects; events go through the bot's real dispatch), records
-  what the bot sends, types and syncs, and posts messages as users would.
+  what the bot sends, types, reacts and syncs, and posts messages as users would. Its REST side keeps
+  Discord's rules that dpytest leaves out: a file needs Attach Files (else 403, code 50013), a reply
+  reference needs Read Message History (else 400, code 160002), embeds need Embed Links (else dropped);
+  slash commands are registered per scope as Discord keeps them.
+- `FakeInteractions` stands in for Discord's interaction endpoints (responses, follow-ups): with it,
+  `OfflineDiscord.slash` and `.click` send real `INTERACTION_CREATE` events through discord.py's command
+  tree and view store, checks and option parsing included.
 - `AttachmentHost` is a loopback HTTP server in place of Discord's CDN: attachments carry real bytes,
   a real size and content type, and every download is counted (so "refused before download" is testable).
-- `InteractionDouble` stands in for `discord.Interaction` when calling the `/mood` callback.
 - `LoopLagProbe` measures how late the event loop runs a timer: the stall every other coroutine sees.
 
 Needs the `dev` extra (dpytest). dpytest refuses sharded clients in `configure()` only because its
@@ -21,15 +26,14 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import discord
 from aiohttp import web
 from discord.ext.test import backend, callbacks
 from discord.ext.test import factories as facts
-from discord.ext.test.runner import run_all_events
 from discord.http import MultipartParameters
+from discord.webhook import async_ as webhook_rest
 from moodring.bot.app import MoodringBot
 
 _ids = itertools.count(1)
@@ -95,6 +99,91 @@ class AttachmentHost:
         return self.downloads[str(attachment.id)]
 
 
+class FakeRequest:
+    """The response half of an HTTP error, as discord.py's exceptions read it."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+
+def discord_error(status: int, code: int, message: str) -> discord.HTTPException:
+    """The exception discord.py raises for Discord's JSON error `{"code": code, "message": message}`."""
+    kind = discord.Forbidden if status == 403 else discord.HTTPException
+    return kind(FakeRequest(status, message), {"code": code, "message": message})
+
+
+@dataclass
+class InteractionCall:
+    """One call the bot made on Discord's interaction endpoints."""
+
+    kind: str  # "respond", "defer", "update", "followup", "delete_original"
+    interaction_id: int
+    content: str | None = None
+    embeds: list[dict] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    components: list[dict] = field(default_factory=list)
+    ephemeral: bool = False
+    message_id: int | None = None  # the message a public follow-up created
+
+
+class FakeInteractions:
+    """Discord's interaction callback and follow-up webhook endpoints, recording what the bot answers."""
+
+    def __init__(self, world: OfflineDiscord) -> None:
+        self.world = world
+        self.calls: list[InteractionCall] = []
+        self.tokens: dict[str, int] = {}  # interaction token -> interaction id
+
+    def for_interaction(self, interaction_id: int) -> list[InteractionCall]:
+        """Every call answering `interaction_id`, in order."""
+        return [call for call in self.calls if call.interaction_id == interaction_id]
+
+    @staticmethod
+    def _payload(params: MultipartParameters | None, payload: dict | None, multipart: list | None) -> dict:
+        if params is not None:
+            payload, multipart = params.payload, params.multipart
+        if payload is None and multipart:
+            payload = json.loads(next(part["value"] for part in multipart if part["name"] == "payload_json"))
+        return payload or {}
+
+    @staticmethod
+    def _call(kind: str, interaction_id: int, data: dict, files: list | None) -> InteractionCall:
+        return InteractionCall(
+            kind,
+            interaction_id,
+            content=data.get("content"),
+            embeds=data.get("embeds") or [],
+            files=[file.filename for file in files or []],
+            components=data.get("components") or [],
+            ephemeral=bool((data.get("flags") or 0) & 64),
+        )
+
+    async def create_interaction_response(self, interaction_id: int, token: str, *, params, **_: Any) -> dict:
+        payload = self._payload(params, None, None)
+        kind = {4: "respond", 5: "defer", 6: "defer", 7: "update"}[payload["type"]]
+        self.calls.append(self._call(kind, interaction_id, payload.get("data") or {}, params.files))
+        return {"interaction": {"id": str(interaction_id), "type": payload["type"]}}
+
+    async def execute_webhook(
+        self, webhook_id: int, token: str, *, payload=None, multipart=None, files=None, wait=False, **_: Any
+    ) -> dict | None:
+        data = self._payload(None, payload, multipart)
+        call = self._call("followup", self.tokens[token], data, files)
+        self.calls.append(call)
+        if not wait:
+            return None
+        channel = self.world.channels[0]
+        message = facts.make_message_dict(channel, self.world.bot.user, content=data.get("content"))
+        message["embeds"] = call.embeds
+        message["components"] = call.components
+        call.message_id = int(message["id"])
+        return message
+
+    async def delete_original_interaction_response(self, application_id: int, token: str, **_: Any) -> None:
+        self.calls.append(InteractionCall("delete_original", self.tokens[token]))
+
+
 class OfflineDiscord:
     """One guild with text channels and users, served by dpytest, with the bot's setup_hook run."""
 
@@ -104,30 +193,47 @@ class OfflineDiscord:
         self.sent: list[discord.Message] = []
         self.sent_at: dict[int, float] = {}  # message id -> time.perf_counter() when the bot sent it
         self._reply_to: dict[int, int] = {}
+        self._components: dict[int, list[dict]] = {}  # message id -> its buttons (dpytest drops them)
         self.typing: list[int] = []
+        self.reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self.synced: list[tuple[int | None, list[dict]]] = []
+        self.registered: dict[int | None, list[dict]] = {None: []}  # scope (guild id or None) -> commands
+        self.refusals: list[discord.HTTPException] = []  # raised by the next sends, first first
+        self.sync_refused = False  # Discord answers 403 to command upserts (bot not in that server)
+        self.interactions = FakeInteractions(self)
         self.guild: discord.Guild
         self.channels: list[discord.TextChannel] = []
         self.users: list[discord.User] = []
 
     @classmethod
     async def start(
-        cls, bot: MoodringBot, *, channels: int = 1, users: int = 1, channel_ids: tuple[int, ...] = ()
+        cls,
+        bot: MoodringBot,
+        *,
+        channels: int = 1,
+        users: int = 1,
+        channel_ids: tuple[int, ...] = (),
+        guild_id: int = -1,
+        registered: dict[int | None, list[dict]] | None = None,
     ) -> OfflineDiscord:
-        """Connect `bot` to the fake Discord and run its `setup_hook` (cog loading and command sync).
+        """Connect `bot` to the fake Discord and run its `setup_hook` (extensions, command sync).
 
-        `channel_ids` fixes the ids of the first channels (to match `MOODRING_WATCH_CHANNELS`).
+        `channel_ids` and `guild_id` fix ids (-1: dpytest picks one), as a restart on the same server needs;
+        `registered` is what Discord already lists per scope (e.g. from a previous run), which the sync
+        compares against and replaces.
         """
         host = AttachmentHost()
         await host.start()
         world = cls(bot, host)
+        if registered is not None:
+            world.registered = registered
         backend.configure(bot)
         await bot._async_setup_hook()  # what `Client.login` does first: bind the bot (and dpytest's state) to this loop
         state = backend.get_state()
         callbacks.set_callback(world._record_sent, "send_message")
         callbacks.set_callback(world._record_typing, "send_typing")
         state.stop_dispatch()
-        world.guild = backend.make_guild("Moodring test guild")
+        world.guild = backend.make_guild("Moodring test guild", id_num=guild_id)
         ids = list(channel_ids) + [-1] * (channels - len(channel_ids))  # -1: dpytest picks an id
         world.channels = [
             backend.make_text_channel(f"selfies-{n}", world.guild, id_num=ids[n]) for n in range(channels)
@@ -142,10 +248,15 @@ class OfflineDiscord:
         state.start_dispatch()
         state.application_id = state.user.id  # what `login` learns from Discord; command sync needs it
         bot.tree._http = bot.http  # the command tree kept the real REST client from before `configure`
+        state._command_tree = bot.tree  # ... and registered itself with the state `configure` replaced
         world._dpytest_send_message = bot.http.send_message
         bot.http.send_message = world._send_message
-        bot.http.bulk_upsert_global_commands = world._record_global_sync
-        bot.http.bulk_upsert_guild_commands = world._record_guild_sync
+        bot.http.add_reaction = world._add_reaction
+        bot.http.bulk_upsert_global_commands = world._upsert_global
+        bot.http.bulk_upsert_guild_commands = world._upsert_guild
+        bot.http.get_global_commands = world._get_global
+        bot.http.get_guild_commands = world._get_guild
+        webhook_rest.async_context.set(world.interactions)  # interaction responses reach FakeInteractions
         await bot.setup_hook()
         return world
 
@@ -154,7 +265,7 @@ class OfflineDiscord:
         await self.bot.close()
         await self.host.close()
 
-    # ---- what users do -----------------------------------------------------------------------
+    # ---- what users and admins do ------------------------------------------------------------
 
     def post(
         self,
@@ -166,13 +277,108 @@ class OfflineDiscord:
         """Post a message as `author`; the bot's handlers are scheduled, not awaited (see `settle`)."""
         return backend.make_message(content, author, channel or self.channels[0], attachments=list(attachments))
 
+    @property
+    def mention(self) -> str:
+        """Text that @mentions the bot."""
+        return f"<@{self.bot.user.id}>"
+
     async def dm_channel(self, user: discord.User) -> discord.DMChannel:
         """The DM channel between `user` and the bot."""
         return await user.create_dm()
 
+    def deny(self, channel: discord.TextChannel, *permissions: str) -> None:
+        """Take `permissions` (e.g. "attach_files") from the bot in `channel`, as a channel overwrite."""
+        _, deny = discord.PermissionOverwrite(**dict.fromkeys(permissions, False)).pair()
+        data = facts.dict_from_channel(channel)
+        # dpytest's own helper writes the overwrite type as a string, which discord.py 2 ignores: 1 = member
+        data["permission_overwrites"] = [{"id": self.guild.me.id, "type": 1, "allow": "0", "deny": str(deny.value)}]
+        backend.get_state().parse_channel_update(data)
+
+    def refuse_next_send(self, status: int, code: int, message: str) -> None:
+        """Make Discord refuse the next message the bot sends (e.g. a permission taken after the check)."""
+        self.refusals.append(discord_error(status, code, message))
+
+    def set_system_channel(self, channel: discord.TextChannel) -> None:
+        """Make `channel` the guild's system channel (where Discord posts join messages)."""
+        # What a GUILD_UPDATE with `system_channel_id` sets; dpytest cannot build that event for discord.py 2
+        self.guild._system_channel_id = channel.id
+
+    async def slash(
+        self,
+        user: discord.abc.User,
+        name: str,
+        *,
+        options: list[dict] = (),
+        member_permissions: discord.Permissions | None = None,
+        channel: discord.TextChannel | None = None,
+        resolved: dict | None = None,
+    ) -> int:
+        """Run `/name` as `user` through the bot's command tree, like Discord's INTERACTION_CREATE; returns its id.
+
+        `options` are Discord's option payloads (subcommands included); `member_permissions` are the
+        user's permissions in the channel (default: everyone's).
+        """
+        channel = channel or self.channels[0]
+        registered = next(c for c in self.registered.get(None, []) + self._guild_commands() if c["name"] == name)
+        data = {"id": str(registered["id"]), "name": name, "type": 1, "options": list(options)}
+        if resolved:
+            data["resolved"] = resolved
+        permissions = member_permissions if member_permissions is not None else self.guild.default_role.permissions
+        return await self._interact(2, user, channel, data, permissions)
+
+    async def click(self, user: discord.abc.User, message: discord.Message | int, custom_id: str) -> int:
+        """Press the button `custom_id` under `message` (a sent message, or the id of a follow-up) as `user`."""
+        message_id = message if isinstance(message, int) else message.id
+        channel = self.channels[0] if isinstance(message, int) else message.channel
+        payload = facts.make_message_dict(channel, self.bot.user, id_num=message_id)
+        # Discord sends the message with its buttons: as sent, or (a message of another run) the one clicked
+        buttons = self._components.get(message_id) or [{"type": 2, "style": 1, "label": "?", "custom_id": custom_id}]
+        payload["components"] = [{"type": 1, "components": buttons}]
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(3, user, channel, data, self.guild.default_role.permissions, payload)
+
+    async def _interact(
+        self, kind: int, user, channel, data: dict, permissions: discord.Permissions, message: dict | None = None
+    ) -> int:
+        interaction_id = next(_ids)
+        token = f"interaction-token-{interaction_id}-secret"
+        self.interactions.tokens[token] = interaction_id
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.bot.application_id),
+            "type": kind,
+            "token": token,
+            "version": 1,
+            "data": data,
+            "channel": {"id": str(channel.id), "type": 0},
+            "channel_id": str(channel.id),
+            "attachment_size_limit": 25 * 1024 * 1024,
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {},
+            "context": 0,
+        }
+        if isinstance(channel, discord.TextChannel):
+            member = facts.make_member_dict(self.guild, user, [])
+            member["permissions"] = str(permissions.value)
+            payload.update(guild_id=str(self.guild.id), guild_locale="en-US", member=member)
+            payload["app_permissions"] = str(channel.permissions_for(self.guild.me).value)
+        else:
+            payload["user"] = facts.dict_from_user(user)
+        if message is not None:
+            payload["message"] = message
+        backend.get_state().parse_interaction_create(payload)
+        await self.settle()
+        return interaction_id
+
     async def settle(self) -> None:
-        """Wait until every event handler the posts started has finished (replies included)."""
-        await run_all_events()
+        """Wait until every event handler, slash command and button callback started so far has finished."""
+        current = asyncio.current_task()
+        while True:
+            pending = [task for task in asyncio.all_tasks() if task is not current and _is_bot_work(task)]
+            if not pending:
+                return
+            await asyncio.wait(pending)
 
     # ---- what the bot did --------------------------------------------------------------------
 
@@ -184,19 +390,50 @@ class OfflineDiscord:
         """Messages the bot sent as replies to `message`, oldest first."""
         return [sent for sent in self.sent if self._reply_to.get(sent.id) == message.id]
 
+    def buttons_on(self, message: discord.Message) -> list[dict]:
+        """The buttons the bot sent under `message`, as Discord's component payloads."""
+        return self._components.get(message.id, [])
+
+    def reactions_on(self, message: discord.Message) -> list[str]:
+        """Emoji the bot added to `message`."""
+        return [emoji for message_id, emoji in self.reactions if message_id == message.id]
+
+    def _guild_commands(self) -> list[dict]:
+        return [command for scope, listed in self.registered.items() if scope is not None for command in listed]
+
     async def _send_message(self, channel_id: int, *, params: MultipartParameters) -> dict:
-        """dpytest's `send_message`, taught two things it drops: the embed of a message with a file
-        (discord.py then sends it as multipart `payload_json`) and which message a reply answers."""
+        """dpytest's `send_message`, taught what Discord checks and dpytest drops: the embed of a message with
+        a file (sent as multipart `payload_json`), which message a reply answers, and the permissions."""
         payload = params.payload
         if payload is None and params.multipart:
             payload = json.loads(next(part["value"] for part in params.multipart if part["name"] == "payload_json"))
-            params = MultipartParameters(payload=payload, multipart=params.multipart, files=params.files)
+        payload = dict(payload or {})
+        if self.refusals:
+            raise self.refusals.pop(0)
         channel = self.bot.get_channel(channel_id)  # noqa: F841 - dpytest reads `channel` from its caller's frame
+        if channel is not None and getattr(channel, "guild", None) is not None:
+            allowed = channel.permissions_for(channel.guild.me)
+            if params.files and not allowed.attach_files:
+                raise discord_error(403, 50013, "Missing Permissions")
+            if payload.get("message_reference") and not allowed.read_message_history:
+                raise discord_error(400, 160002, "Cannot reply without permission to read message history")
+            if not allowed.embed_links:
+                payload.pop("embeds", None)
+        params = MultipartParameters(payload=payload, multipart=params.multipart, files=params.files)
         data = await self._dpytest_send_message(channel_id, params=params)
-        reference = (payload or {}).get("message_reference")
+        self._components[int(data["id"])] = [c for row in payload.get("components", []) for c in row["components"]]
+        reference = payload.get("message_reference")
         if reference is not None:
             self._reply_to[int(data["id"])] = int(reference["message_id"])
         return data
+
+    async def _add_reaction(self, channel_id: int, message_id: int, emoji: str) -> None:
+        channel = self.bot.get_channel(channel_id)
+        if channel is not None and getattr(channel, "guild", None) is not None:
+            allowed = channel.permissions_for(channel.guild.me)
+            if not (allowed.add_reactions and allowed.read_message_history):
+                raise discord_error(403, 50013, "Missing Permissions")
+        self.reactions.append((message_id, emoji))
 
     async def _record_sent(self, message: discord.Message) -> None:
         self.sent.append(message)
@@ -205,13 +442,36 @@ class OfflineDiscord:
     async def _record_typing(self, channel: discord.abc.Messageable) -> None:
         self.typing.append(channel.id)
 
-    async def _record_global_sync(self, application_id: int, payload: list[dict]) -> list[dict]:
+    async def _upsert_global(self, application_id: int, payload: list[dict]) -> list[dict]:
+        if self.sync_refused:
+            raise discord_error(403, 50001, "Missing Access")
         self.synced.append((None, payload))
-        return [_synced_command(application_id, None, command) for command in payload]
+        self.registered[None] = [_synced_command(application_id, None, command) for command in payload]
+        return self.registered[None]
 
-    async def _record_guild_sync(self, application_id: int, guild_id: int, payload: list[dict]) -> list[dict]:
+    async def _upsert_guild(self, application_id: int, guild_id: int, payload: list[dict]) -> list[dict]:
+        if self.sync_refused:
+            raise discord_error(403, 50001, "Missing Access")
         self.synced.append((guild_id, payload))
-        return [_synced_command(application_id, guild_id, command) for command in payload]
+        self.registered[guild_id] = [_synced_command(application_id, guild_id, command) for command in payload]
+        return self.registered[guild_id]
+
+    async def _get_global(self, application_id: int) -> list[dict]:
+        return list(self.registered.get(None, []))
+
+    async def _get_guild(self, application_id: int, guild_id: int) -> list[dict]:
+        return list(self.registered.get(guild_id, []))
+
+
+def _is_bot_work(task: asyncio.Task) -> bool:
+    """Tasks discord.py starts for the bot: event handlers, slash commands, button callbacks."""
+    coroutine = task.get_coro()
+    name = getattr(coroutine, "__qualname__", "")
+    return not task.done() and (
+        name.endswith("_run_event")
+        or task.get_name() == "CommandTree-invoker"
+        or task.get_name().startswith(("discord-ui-view-dispatch", "discord-ui-dynamic-item"))
+    )
 
 
 def _synced_command(application_id: int, guild_id: int | None, command: dict) -> dict:
@@ -220,64 +480,6 @@ def _synced_command(application_id: int, guild_id: int | None, command: dict) ->
     if guild_id is not None:
         answer["guild_id"] = guild_id
     return answer
-
-
-@dataclass
-class Call:
-    """One call the code under test made on the interaction: `defer`, `send_message` or `followup.send`."""
-
-    name: str
-    content: str | None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-class _ResponseDouble:
-    def __init__(self, calls: list[Call]) -> None:
-        self._calls = calls
-        self._done = False
-
-    def is_done(self) -> bool:
-        return self._done
-
-    def _respond(self) -> None:
-        if self._done:  # Discord allows one initial response; discord.py raises InteractionResponded
-            raise RuntimeError("this interaction has already been responded to")
-        self._done = True
-
-    async def defer(self, **kwargs: Any) -> None:
-        self._respond()
-        self._calls.append(Call("defer", None, kwargs))
-
-    async def send_message(self, content: str | None = None, **kwargs: Any) -> None:
-        self._respond()
-        self._calls.append(Call("send_message", content, kwargs))
-
-
-class _FollowupDouble:
-    def __init__(self, calls: list[Call], response: _ResponseDouble) -> None:
-        self._calls = calls
-        self._response = response
-
-    async def send(self, content: str | None = None, **kwargs: Any) -> None:
-        if not self._response.is_done():  # Discord answers 404 Unknown Webhook before the first response
-            raise RuntimeError("followup.send before the interaction was responded to")
-        self._calls.append(Call("followup.send", content, kwargs))
-
-
-class InteractionDouble:
-    """Stands in for `discord.Interaction` when a test calls a slash command's callback: records every answer."""
-
-    def __init__(self, user_id: int) -> None:
-        self.id = next(_ids)
-        self.user = SimpleNamespace(id=user_id, name=f"user{user_id}")
-        self.calls: list[Call] = []
-        self.response = _ResponseDouble(self.calls)
-        self.followup = _FollowupDouble(self.calls, self.response)
-
-    @property
-    def answers(self) -> list[Call]:
-        """The calls that delivered something to the user (everything but `defer`)."""
-        return [call for call in self.calls if call.name != "defer"]
 
 
 class LoopLagProbe:

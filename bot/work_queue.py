@@ -1,4 +1,4 @@
-"""Backpressure for the bot: a bounded number of requests in flight, worker threads, per-user cooldowns.
+"""Backpressure for the bot: a bounded number of requests in flight, and the worker threads that run them.
 
 The gateway heartbeat and every other user's request share one event loop, so model inference and
 Spotify calls run on a small thread pool instead. Requests are admitted up to a fixed capacity (the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -19,28 +18,22 @@ T = TypeVar("T")
 
 
 class Slot:
-    """One admitted request; leaving the `with` block (or `release()`) frees its place exactly once."""
+    """One admitted request; `release()` frees its place exactly once."""
 
     def __init__(self, queue: WorkQueue) -> None:
         self._queue: WorkQueue | None = queue
 
     def release(self) -> None:
+        """Give the place back (idempotent: a second call does nothing)."""
         if self._queue is not None:
             self._queue._release()
             self._queue = None
-
-    def __enter__(self) -> Slot:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 class WorkQueue:
     """Admits at most `capacity` requests at once and runs their heavy parts on `workers` threads."""
 
     def __init__(self, workers: int, capacity: int) -> None:
-        self.workers = workers
         self.capacity = capacity
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodring-worker")
         self._in_flight = 0
@@ -84,26 +77,3 @@ class WorkQueue:
         except TimeoutError:
             pass
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
-
-
-class Cooldown:
-    """Per-user spacing between accepted requests, so one user cannot fill the queue alone."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
-        self._clock = clock
-        self._last: dict[int, float] = {}
-
-    def retry_after(self, user_id: int) -> float:
-        """Seconds the user must still wait; 0 when they may go ahead."""
-        last = self._last.get(user_id)
-        if last is None:
-            return 0.0
-        return max(0.0, last + self.seconds - self._clock())
-
-    def start(self, user_id: int) -> None:
-        """Record an accepted request; forgets expired users so the table stays small."""
-        now = self._clock()
-        if len(self._last) > 1024:
-            self._last = {user: at for user, at in self._last.items() if at + self.seconds > now}
-        self._last[user_id] = now

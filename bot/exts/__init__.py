@@ -1,0 +1,1 @@
+"""The bot's features, each a discord.py extension (`async def setup(bot)`) loaded by `MoodringBot.setup_hook`."""

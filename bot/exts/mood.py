@@ -1,0 +1,320 @@
+"""Selfies and `/mood`: read the mood on a picture (or take the one picked) and answer with five songs.
+
+Where the bot reads posted images is each server's choice (`/moodring watch`): in a server, a posted image
+is read only in a watched channel, or when the bot is @mentioned with it; anything else is left alone
+before a byte is downloaded. DMs and `/mood` always work.
+
+Both entry points go through `respond`, which checks a request in the order of cost (attachment metadata →
+cooldown → queue admission → download → worker thread) and sends exactly one answer; refusals are private
+(a reaction or an ephemeral message) and unexpected exceptions become a logged, private apology.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from moodring.bot.answers import (
+    BUSY,
+    NO_FACE,
+    REFUSED_REACTION,
+    SHUTTING_DOWN,
+    SORRY,
+    USAGE,
+    WAIT_REACTION,
+    Answer,
+    mood_answer,
+    refusal,
+)
+from moodring.bot.attachments import check_attachment, download, looks_like_image
+from moodring.bot.delivery import InteractionReplies, MessageReplies, Replies
+from moodring.bot.exts.feedback import remember_reply
+from moodring.bot.storage import FeedbackTrack, GuildSettings
+from moodring.emotion import annotate
+from moodring.recommender import STRATEGIES
+
+from moodring import EMOTIONS
+from moodring.errors import AttachmentError, ImageError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from moodring.bot.app import MoodringBot
+    from moodring.emotion import Analysis, EmotionRecognizer
+    from moodring.recommender import Recommendation, Recommender, Track
+
+log = logging.getLogger(__name__)
+
+STRATEGY_LABELS = {"notebook": "lift my mood (as the original notebook)", "match": "match my mood"}
+"""Friendlier names for the recommender's strategies in Discord's menu; others show their own name."""
+PICTURE_FORMAT = "JPEG"
+PICTURE_NAME = "moodring.jpg"
+PICTURE_MAX_SIDE = 640
+"""Discord shows an embed's image at most about this wide: a larger picture costs CPU and upload for nothing."""
+
+
+class OneOf(app_commands.Transformer):
+    """A string option limited to `labels`' keys, shown as Discord choices; any other value names the valid ones."""
+
+    def __init__(self, kind: str, labels: dict[str, str]) -> None:
+        self.kind = kind
+        self.labels = labels
+
+    @property
+    def choices(self) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=label, value=value) for value, label in self.labels.items()]
+
+    async def transform(self, interaction: discord.Interaction, value: str, /) -> str:
+        if value not in self.labels:
+            raise app_commands.TransformerError(value, self.type, self)
+        return value
+
+    def refusal(self, value: object) -> str:
+        """What the user reads when Discord passed a value that is not one of the choices."""
+        return f"`{value}` isn't {self.kind} I know. Pick one of: {', '.join(self.labels)}."
+
+
+EMOTION_OPTION = OneOf("an emotion", {name: name for name in EMOTIONS})
+STRATEGY_OPTION = OneOf("a strategy", {name: STRATEGY_LABELS.get(name, name) for name in STRATEGIES})
+
+
+@dataclass(frozen=True)
+class MoodResult:
+    """What a worker thread computed for one request; `recommendation` is None only when nothing to play."""
+
+    analysis: Analysis | None
+    recommendation: Recommendation | None
+    picture: bytes | None
+
+
+def compute_mood(
+    recognizer: EmotionRecognizer,
+    recommender: Recommender,
+    image: bytes | None,
+    chosen_emotion: str | None,
+    strategy: str | None,
+    user_id: int,
+    with_picture: bool,
+) -> MoodResult:
+    """Analyse the selfie (if any), recommend for its emotion (or the chosen one), draw the boxes once.
+
+    Runs on a worker thread: inference, image drawing and Spotify calls are all blocking. The
+    playlist link is always asked for; the recommender gives one only when Spotify is set up.
+    """
+    analysis = recognizer.analyze(image) if image is not None else None
+    emotion = chosen_emotion or (analysis.emotion if analysis is not None else None)
+    if emotion is None:
+        return MoodResult(analysis, None, None)
+    recommendation = recommender.recommend(emotion, k=5, strategy=strategy, user_id=str(user_id), with_playlist=True)
+    picture = None
+    if with_picture and analysis is not None and analysis.faces:
+        picture = annotate(image, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
+    return MoodResult(analysis, recommendation, picture)
+
+
+class MoodCog(commands.Cog, name="Mood"):
+    """Reads the mood on selfies and answers with music."""
+
+    def __init__(self, bot: MoodringBot) -> None:
+        self.bot = bot
+        self.settings = bot.settings
+        # One accepted request per user per MOODRING_COOLDOWN_SECONDS, keyed by user id (both entry points).
+        self.cooldown = commands.CooldownMapping(commands.Cooldown(1, bot.settings.cooldown_seconds), lambda uid: uid)
+        self._song_rows: dict[str, int] | None = None
+
+    # ---- entry points ------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """A DM, an @mention with a picture, or a picture in a watched channel gets an answer; nothing else."""
+        if message.author.bot:
+            return
+        replies = MessageReplies(message)
+        request = f"message {message.id}"
+        if message.guild is None:
+            if not message.attachments:
+                await self._deliver(replies, Answer(USAGE), request)
+                return
+            await self.respond(replies, request, message.author.id, message.attachments[0], None, None, True)
+            return
+        if not message.attachments:
+            return
+        mentioned = any(user.id == self.bot.user.id for user in message.mentions)
+        server = await self.server_settings(message.guild.id)
+        if not mentioned and not (server is not None and server.answer_selfies and _watched(server, message)):
+            return
+        images = [attachment for attachment in message.attachments if looks_like_image(attachment)]
+        strategy = server.strategy if server is not None else None
+        with_picture = server is None or server.reply_style == "picture"
+        chosen = (images or message.attachments)[0]  # a file that is not an image: say (privately) why not
+        await self.respond(replies, request, message.author.id, chosen, None, strategy, with_picture)
+
+    @app_commands.command(name="mood", description="Read the mood on a selfie (or pick one) and get five songs for it")
+    @app_commands.describe(
+        selfie="a picture of your face",
+        emotion="how you feel, instead of (or to override) the selfie",
+        strategy="lift your mood or match it (default: the server's setting)",
+    )
+    async def mood(
+        self,
+        interaction: discord.Interaction,
+        selfie: discord.Attachment | None = None,
+        emotion: app_commands.Transform[str, EMOTION_OPTION] | None = None,
+        strategy: app_commands.Transform[str, STRATEGY_OPTION] | None = None,
+    ) -> None:
+        """`/mood`: defer, work off the loop, follow up with the embed; no input → ephemeral help."""
+        replies = InteractionReplies(interaction)
+        request = f"interaction {interaction.id}"
+        if selfie is None and emotion is None:
+            await self._deliver(replies, Answer(USAGE, private=True), request)
+            return
+        server = await self.server_settings(interaction.guild_id) if interaction.guild_id is not None else None
+        if strategy is None and server is not None:
+            strategy = server.strategy
+        with_picture = server is None or server.reply_style == "picture"
+        await self.respond(replies, request, interaction.user.id, selfie, emotion, strategy, with_picture)
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """A failure before `/mood` ran: an option that is not a choice names the valid ones; else log, apologise."""
+        if isinstance(error, app_commands.TransformerError) and isinstance(error.transformer, OneOf):
+            answer = Answer(error.transformer.refusal(error.value), private=True)
+        else:
+            log.error("/mood failed before it started (interaction %s)", interaction.id, exc_info=error)
+            answer = Answer(SORRY, private=True)
+        await self._deliver(InteractionReplies(interaction), answer, f"interaction {interaction.id}")
+
+    # ---- one request -------------------------------------------------------------------------
+
+    async def respond(
+        self,
+        replies: Replies,
+        request: str,
+        user_id: int,
+        selfie: discord.Attachment | None,
+        chosen_emotion: str | None,
+        strategy: str | None,
+        with_picture: bool,
+    ) -> None:
+        """Answer one request exactly once, whatever happens on the way.
+
+        Checks run in order of cost: attachment metadata, cooldown, queue admission, then the download
+        and the worker thread. The queue slot is held until the answer is sent, so a shutdown that
+        drains the queue still delivers every admitted answer.
+        """
+        started = time.perf_counter()
+        slot = None
+        try:
+            try:
+                answer = self._refusal(user_id, selfie)
+                if answer is None:
+                    slot = self.bot.work.try_admit()
+                    if slot is None:
+                        answer = refusal(SHUTTING_DOWN if self.bot.work.closing else BUSY, WAIT_REACTION)
+                    else:
+                        self.cooldown.get_bucket(user_id).update_rate_limit()
+                        answer = await self._analyse(replies, user_id, selfie, chosen_emotion, strategy, with_picture)
+            except Exception:  # the user still gets an answer; the traceback goes to the log
+                log.exception("request failed (%s)", request)  # ids only: the selfie never reaches the log
+                answer = refusal(SORRY, REFUSED_REACTION)
+            sent = await self._deliver(replies, answer, request)
+            if sent is not None and answer.tracks:
+                await remember_reply(self.bot.store, sent.id, self.feedback_tracks(answer.tracks))
+        finally:
+            if slot is not None:
+                slot.release()
+        log.debug("answered %s in %.2f s", request, time.perf_counter() - started)
+
+    def _refusal(self, user_id: int, selfie: discord.Attachment | None) -> Answer | None:
+        """An immediate answer when the request cannot start (bad attachment, cooling down); else None."""
+        if selfie is not None:
+            try:
+                check_attachment(selfie, self.settings.max_attachment_bytes)
+            except AttachmentError as exc:
+                return refusal(str(exc), REFUSED_REACTION)
+        wait = self.cooldown.get_bucket(user_id).get_retry_after()
+        if wait > 0:
+            return refusal(f"Easy there! You can send another selfie in {wait:.0f} s.", WAIT_REACTION)
+        return None
+
+    async def _analyse(
+        self,
+        replies: Replies,
+        user_id: int,
+        selfie: discord.Attachment | None,
+        chosen_emotion: str | None,
+        strategy: str | None,
+        with_picture: bool,
+    ) -> Answer:
+        """Download (capped), then analyse and recommend on a worker thread, showing that work is under way."""
+        async with replies.working():
+            try:
+                image = None
+                if selfie is not None:
+                    image = await download(self.bot.http_session, selfie.url, self.settings.max_attachment_bytes)
+                result = await self.recommend_for(user_id, image, chosen_emotion, strategy, with_picture)
+            except (AttachmentError, ImageError) as exc:
+                return refusal(str(exc), REFUSED_REACTION)
+        if result.recommendation is None:
+            return Answer(NO_FACE)
+        picture = (result.picture, PICTURE_NAME) if result.picture is not None else None
+        return mood_answer(result.analysis, result.recommendation, picture, chosen_emotion, user_id)
+
+    async def recommend_for(
+        self, user_id: int, image: bytes | None, chosen_emotion: str | None, strategy: str | None, with_picture: bool
+    ) -> MoodResult:
+        """The user's answer, computed on a worker thread.
+
+        This is the one call the user's listening history goes around: the store's reads (recent tracks,
+        feedback) belong before it and the write of the tracks served after it, on the event loop.
+        """
+        return await self.bot.work.run(
+            compute_mood,
+            self.bot.recognizer,
+            self.bot.recommender,
+            image,
+            chosen_emotion,
+            strategy,
+            user_id,
+            with_picture,
+        )
+
+    def feedback_tracks(self, tracks: tuple[Track, ...]) -> list[FeedbackTrack]:
+        """The reply's tracks as the feedback buttons record them, valence and energy from the song table."""
+        table = self.bot.recommender.table
+        if self._song_rows is None:
+            self._song_rows = {str(track_id): row for row, track_id in enumerate(table.ids)}
+        rated = []
+        for track in tracks:
+            row = self._song_rows.get(track.id)
+            if row is not None:
+                rated.append(FeedbackTrack(track.id, track.artist, float(table.valence[row]), float(table.energy[row])))
+        return rated
+
+    async def _deliver(self, replies: Replies, answer: Answer, request: str) -> discord.Message | None:
+        try:
+            return await replies.send(answer)
+        except discord.HTTPException as exc:
+            log.warning("could not deliver the answer to %s: %s %s", request, exc.status, exc.text or "")
+            return None
+
+    async def server_settings(self, guild_id: int) -> GuildSettings | None:
+        """The server's settings, or None while the store is down (the bot then answers only @mentions)."""
+        try:
+            return await self.bot.store.guild_settings(guild_id)
+        except StoreUnavailable:
+            return None
+
+
+def _watched(server: GuildSettings, message: discord.Message) -> bool:
+    channel = message.channel
+    return channel.id in server.watched_channels or getattr(channel, "parent_id", None) in server.watched_channels
+
+
+async def setup(bot: MoodringBot) -> None:
+    """Load the selfie and `/mood` feature."""
+    await bot.add_cog(MoodCog(bot))
