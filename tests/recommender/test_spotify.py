@@ -15,7 +15,7 @@ import pytest
 import requests
 from moodring.recommender import Recommender
 from moodring.recommender.login import login
-from moodring.recommender.spotify import POOL_WORKERS, RATE_LIMITED_TRIES
+from moodring.recommender.spotify_client import POOL_WORKERS, RATE_LIMITED_TRIES
 from moodring.recommender.table import SongTable
 
 from moodring.errors import ConfigError
@@ -43,6 +43,10 @@ def make_recommender(spotify_settings: Settings, table: SongTable):
     yield make
     for rec in made:
         rec.close()
+
+
+def uris(recommendation) -> list[str]:
+    return [f"spotify:track:{t.id}" for t in recommendation.tracks]
 
 
 def spotify_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -93,14 +97,15 @@ def test_playlist_is_created_once_and_reused_across_restarts(fake_spotify, make_
     assert first.playlist_url
     [playlist] = fake_spotify.playlists_named(HAPPY_PLAYLIST)
     assert first.playlist_url == f"https://open.spotify.com/playlist/{playlist.id}"
-    assert playlist.items == [f"spotify:track:{t.id}" for t in first.tracks]
+    assert playlist.items == uris(first)
     stored = json.loads(spotify_settings.playlist_store.read_text())
     assert stored == {USER_ID: {"happy": playlist.id}}
 
     restarted = make_recommender().recommend("happy", k=3, with_playlist=True)  # a new process: reads the store
     assert restarted.playlist_url == first.playlist_url
     assert len(fake_spotify.requests_to("POST", "/v1/me/playlists")) == 1
-    assert playlist.items == [f"spotify:track:{t.id}" for t in restarted.tracks]  # replaced, not appended
+    top = [f"spotify:track:{t.id}" for t in restarted.tracks]
+    assert playlist.items == top + [uri for uri in uris(first) if uri not in top]  # repeats moved up, not doubled
 
     spotify_settings.playlist_store.unlink()  # store lost: the playlist is found by name, not made again
     again = make_recommender().recommend("happy", with_playlist=True)
@@ -111,7 +116,8 @@ def test_playlist_is_created_once_and_reused_across_restarts(fake_spotify, make_
     [sad_playlist] = fake_spotify.playlists_named("Moodring · Sad")
     assert sad.playlist_url.endswith(sad_playlist.id)
     assert fake_spotify.requests_to("POST", "/v1/users/*") == []  # the removed create endpoint
-    assert fake_spotify.requests_to("PUT", "/v1/playlists/*")[-1].path.endswith("/items")
+    assert all(r.path.endswith("/items") for r in fake_spotify.requests_to(path="/v1/playlists/*"))
+    assert [r for r in fake_spotify.requests_to() if r.status >= 400] == []  # the strict fake accepted each one
     assert assert_matches_spec(fake_spotify) > 0
 
 
