@@ -23,6 +23,7 @@ Use it through the `fake_spotify` fixture (`tests/conftest.py`) or directly:
         fake.fail(times=2, status=503)            # next two answer 503 (or 403, 401: any error status)
         fake.answer_with(times=1, body=b"")       # next answers 200 with exactly this body (b"{" malformed)
         fake.add_foreign_playlist("Moodring · Happy")   # someone else's playlist in the user's listing
+        fake.clear_faults()                       # drop every 429, failure and body still waiting
         fake.deny_logins = True                   # /authorize redirects with error=access_denied
         fake.delay = 3.0                          # every Web API answer waits 3 s
         fake.down() / fake.up()                   # refuse / accept connections (same port)
@@ -125,7 +126,7 @@ class FakeSpotify:
         self.omit_popularity = False
         self.port: int | None = None
         self._lock = threading.Lock()
-        self._rate_limits: list[float] = []
+        self._rate_limits: list[float | None] = []
         self._failures: list[int] = []
         self._lost_creates = 0
         self._bodies: list[bytes] = []
@@ -145,6 +146,7 @@ class FakeSpotify:
 
     def start(self) -> FakeSpotify:
         """Listen on a free 127.0.0.1 port, serving from a background thread."""
+        _openapi()  # parsed once per process (seconds), before any request has to wait for it
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-spotify", daemon=True)
         self._thread.start()
@@ -244,8 +246,9 @@ class FakeSpotify:
 
     # --- switches ---------------------------------------------------------------------------------
 
-    def rate_limit(self, times: int = 1, retry_after: float = 1) -> None:
-        """The next `times` Web API requests answer 429 with `Retry-After: retry_after`."""
+    def rate_limit(self, times: int = 1, retry_after: float | None = 1) -> None:
+        """The next `times` Web API requests answer 429 with `Retry-After: retry_after` (None: no header,
+        which the spec allows: it defines no Retry-After)."""
         with self._lock:
             self._rate_limits.extend([retry_after] * times)
 
@@ -253,6 +256,13 @@ class FakeSpotify:
         """The next `times` Web API requests answer `status` (a 5xx, or 403/401 as for a refused user)."""
         with self._lock:
             self._failures.extend([status] * times)
+
+    def clear_faults(self) -> None:
+        """Drop every 429, failure and canned body still waiting to be answered."""
+        with self._lock:
+            self._rate_limits.clear()
+            self._failures.clear()
+            self._bodies.clear()
 
     def answer_with(self, times: int = 1, body: bytes = b"") -> None:
         """The next `times` Web API requests answer 200 with exactly `body` (empty, or malformed JSON)."""
@@ -333,13 +343,15 @@ class FakeSpotify:
         recorded = Recorded(request.method, request.path, dict(request.query), body, time.monotonic())
         with self._lock:
             self.exchanges.append(recorded)
-            retry_after = self._rate_limits.pop(0) if self._rate_limits else None
-            failure = None if retry_after is not None or not self._failures else self._failures.pop(0)
-            canned = None if retry_after is not None or failure is not None or not self._bodies else self._bodies.pop(0)
+            limited = bool(self._rate_limits)
+            retry_after = self._rate_limits.pop(0) if limited else None
+            failure = None if limited or not self._failures else self._failures.pop(0)
+            canned = None if limited or failure is not None or not self._bodies else self._bodies.pop(0)
         if self.delay:
             await asyncio.sleep(self.delay)
-        if retry_after is not None:
-            response = _error(429, "API rate limit exceeded", {"Retry-After": f"{retry_after:g}"})
+        if limited:
+            headers = None if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+            response = _error(429, "API rate limit exceeded", headers)
         elif failure is not None:
             response = _error(failure, "Forbidden" if failure == 403 else "Service unavailable")
         elif not self._authorized(request):
