@@ -8,8 +8,8 @@ Two ways to log in, chosen by whether `SPOTIPY_CLIENT_SECRET` is set:
   for catalogue lookups that do not need a user at all.
 
 The user's token lives in a 0600 file (`MOODRING_SPOTIFY_TOKEN_CACHE`) that spotipy refreshes. Nothing
-here prompts on stdin: a missing or refused login is a `SpotifyUnavailable` (`SpotifyRefused` when only a
-new `moodring spotify-login` can fix it).
+here prompts on stdin: a login that is refused, or that lacks a scope (one from before
+`playlist-read-private` was asked for), is a `SpotifyRefused`, which only a new `moodring spotify-login` fixes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import requests
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth, SpotifyOauthError, SpotifyPKCE
 
-from moodring.errors import SpotifyRefused, SpotifyUnavailable
+from moodring.errors import SpotifyRefused
 from moodring.files import replaced_atomically
 from moodring.settings import Settings
 
@@ -145,8 +145,8 @@ class UserToken:
                 token = self._auth.validate_token(self._cache.get_cached_token())
             except SpotifyOauthError as exc:
                 raise SpotifyRefused(f"Spotify refused to refresh the login ({exc.error})") from None
-            if not token:
-                raise SpotifyUnavailable("no Spotify login with the playlist scopes; run `moodring spotify-login`")
+            if not token:  # no file (the caller checks first), or a login from before a scope was added
+                raise SpotifyRefused(f"the Spotify login does not grant {PLAYLIST_SCOPES}")
             return token["access_token"]
 
     def invalidate(self) -> None:

@@ -70,6 +70,7 @@ TOKEN_SECONDS = 3600
 ITEM_URI = re.compile(r"spotify:(track|episode):[0-9A-Za-z]{22}")
 MAX_ITEMS = 100
 NO_SUCH_PATH = "Service not found"
+FAILURE_MESSAGES = {401: "Invalid access token", 403: "Forbidden"}
 
 
 def fake_id(*parts: str) -> str:
@@ -353,9 +354,9 @@ class FakeSpotify:
             headers = None if retry_after is None else {"Retry-After": f"{retry_after:g}"}
             response = _error(429, "API rate limit exceeded", headers)
         elif failure is not None:
-            response = _error(failure, "Forbidden" if failure == 403 else "Service unavailable")
+            response = _error(failure, FAILURE_MESSAGES.get(failure, "Service unavailable"))
         elif not self._authorized(request):
-            response = _error(401, "Invalid access token")
+            response = _error(401, FAILURE_MESSAGES[401])
         elif (problem := _spec_problem(request, raw)) is not None:
             response = _error(problem[0], problem[1])
         elif canned is not None:

@@ -287,7 +287,7 @@ def test_spotify_login_stores_a_private_token(fake_spotify: FakeSpotify, tmp_pat
         assert rec.recommend("happy", with_playlist=True).playlist_url
 
 
-def test_spotify_login_needs_client_credentials_and_a_loopback_redirect(tmp_path: Path, fake_spotify):
+def test_spotify_login_needs_a_client_id_and_a_loopback_redirect(tmp_path: Path, fake_spotify):
     bare = Settings.load(environ={"MOODRING_SPOTIFY_TOKEN_CACHE": str(tmp_path / "t.json")})
     with pytest.raises(ConfigError, match="SPOTIPY_CLIENT_ID"):
         login(bare, open_url=print, timeout=1)
@@ -543,3 +543,17 @@ def test_verbose_login_and_recommend_print_no_secret(extra, fake_spotify: FakeSp
         assert "Sending POST" in everything and "<redacted>" in everything
     else:
         assert "Sending POST" not in everything
+
+
+def test_a_login_without_the_read_scope_asks_once_for_a_new_one(
+    fake_spotify, spotify_settings, make_recommender, caplog
+):
+    token = json.loads(spotify_settings.spotify_token_cache.read_text())
+    token["scope"] = "playlist-modify-public playlist-modify-private"  # a login from before the read scope
+    spotify_settings.spotify_token_cache.write_text(json.dumps(token))
+    rec = make_recommender()
+    assert rec.recommend("happy", with_playlist=True).playlist_url is None
+    assert rec.recommend("sad", with_playlist=True).playlist_url is None
+    [warning] = spotify_warnings(caplog)
+    assert "playlist-read-private" in warning and "run `moodring spotify-login` again" in warning
+    assert fake_spotify.requests_to("POST", "/v1/me/playlists") == []
