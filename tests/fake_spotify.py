@@ -11,8 +11,8 @@ It is as strict as the spec: every Web API request is validated against it (path
 openapi-core and answered 400 when it breaks it (a create without `name`, `limit=500`, a body that is
 not JSON), and so are the things Spotify refuses that the spec cannot say (an item URI that is not a
 track or episode URI, more than 100 items, changing someone else's playlist: 403). A path the spec does
-not have (`/v1/me/`) is a 404. Every Web API answer is kept in `exchanges` so a test can check it
-against the spec too (`assert_matches_spec`, with openapi-core).
+not have (`/v1/me/`) is a 404. Every Web API answer is kept in `exchanges` and checked against the spec
+too (`assert_matches_spec`, with openapi-core): by a test when it wants, and always when the fake stops.
 
 Use it through the `fake_spotify` fixture (`tests/conftest.py`) or directly:
 
@@ -167,8 +167,11 @@ class FakeSpotify:
     def __enter__(self) -> FakeSpotify:
         return self.start()
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """Stop; then, unless something failed already, check every answer it gave against the spec."""
         self.stop()
+        if exc_type is None:
+            assert_matches_spec(self)
 
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
@@ -649,18 +652,29 @@ def _uris_problem(uris: Any) -> str | None:
 
 
 def _spec_problem(request: web.Request, raw: bytes) -> tuple[int, str] | None:
-    """(404 or 400, message) when the request breaks the spec: unknown path, bad query or body."""
+    """(404 or 400, message) when the request breaks the spec: unknown path, bad query or body.
+
+    The verdict is remembered per route, query and body: the spec's ids are unconstrained strings, so
+    `/tracks/A` and `/tracks/B` get the same one, and each costs openapi-core's milliseconds only once.
+    """
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    content_type = request.content_type if raw else "application/json"
+    key = (request.method, route, tuple(sorted(request.query.items())), content_type, raw)
+    if key not in _SPEC_VERDICTS:
+        _SPEC_VERDICTS[key] = _validate_request(request.method, request.path, dict(request.query), content_type, raw)
+    return _SPEC_VERDICTS[key]
+
+
+_SPEC_VERDICTS: dict[tuple, tuple[int, str] | None] = {}
+
+
+def _validate_request(method: str, path: str, query: dict[str, str], content_type: str, raw: bytes):
     from openapi_core.templating.paths.exceptions import PathNotFound
     from openapi_core.testing import MockRequest
 
     checked = MockRequest(
-        f"{request.scheme}://{request.host}",
-        request.method.lower(),
-        request.path,
-        args=dict(request.query),
-        headers=dict(request.headers),
-        data=raw or None,
-        content_type=request.content_type if raw else "application/json",
+        "http://127.0.0.1:80", method.lower(), path, args=query, data=raw or None, content_type=content_type
     )
     try:
         _openapi().validate_request(checked)
