@@ -131,6 +131,8 @@ def _finish(settings: Settings, auth: SpotifyOAuth | SpotifyPKCE, state: str, qu
         raise LoginError(f"Spotify refused the code exchange ({exc.error}); {AGAIN}") from None
     except requests.RequestException as exc:
         raise LoginError(f"Spotify's accounts service could not be reached ({type(exc).__name__}); {AGAIN}") from None
+    except OSError as exc:
+        raise LoginError(f"cannot store the token in {settings.spotify_token_cache}: {exc.strerror}") from None
     token = auth.cache_handler.get_cached_token()
     client = spotipy.Spotify(auth=token["access_token"], requests_timeout=settings.spotify_timeout, retries=0)
     client.prefix = settings.spotify_api_url.rstrip("/") + "/"

@@ -475,16 +475,24 @@ def test_pkce_login_needs_no_client_secret(fake_spotify: FakeSpotify, tmp_path: 
 
 @pytest.mark.parametrize(
     ("trouble", "said"),
-    [("denied", "Spotify refused the login (access_denied)"), ("forged", "state mismatch")],
+    [
+        ("denied", "Spotify refused the login (access_denied)"),
+        ("forged", "state mismatch"),
+        ("unwritable", "cannot store the token in"),
+    ],
 )
 def test_the_callback_page_says_what_failed(trouble, said, fake_spotify: FakeSpotify, tmp_path: Path):
     redirect = f"http://127.0.0.1:{free_port()}/callback"
-    settings = Settings.load(environ=fake_spotify.environ(tmp_path, login=False, SPOTIPY_REDIRECT_URI=redirect))
+    environ = fake_spotify.environ(tmp_path, login=False, SPOTIPY_REDIRECT_URI=redirect)
+    browser = Browser()
     if trouble == "denied":
         fake_spotify.deny_logins = True
-        browser = Browser()
-    else:  # a redirect that this login attempt did not start
+    elif trouble == "forged":  # a redirect that this login attempt did not start
         browser = Browser(replace_with=f"{redirect}?code=stolen&state=someone-elses")
+    else:
+        (tmp_path / "a-file").write_text("")
+        environ["MOODRING_SPOTIFY_TOKEN_CACHE"] = str(tmp_path / "a-file" / "token.json")
+    settings = Settings.load(environ=environ)
     with pytest.raises(LoginError, match=re.escape(said)):
         login(settings, open_url=browser, timeout=10)
     page = browser.page()
