@@ -253,12 +253,15 @@ def test_an_expired_token_is_renewed_without_a_warning(fake_spotify, make_recomm
     assert spotify_warnings(caplog) == []
 
 
-def test_without_login_there_is_no_playlist_and_no_prompt(fake_spotify, tmp_path, table):
-    settings = Settings.load(environ=fake_spotify.environ(tmp_path, login=False))
+@pytest.mark.parametrize("secret", [CLIENT_SECRET, ""], ids=["client-secret", "pkce"])
+def test_without_login_there_is_no_playlist_and_no_prompt(secret, fake_spotify, tmp_path, table, caplog):
+    settings = Settings.load(environ=fake_spotify.environ(tmp_path, login=False, SPOTIPY_CLIENT_SECRET=secret))
     with Recommender.from_settings(settings) as rec:
         result = rec.recommend("happy", with_playlist=True)
     assert result.playlist_url is None and len(result.tracks) == 5
     assert fake_spotify.requests_to("POST", "/v1/me/playlists") == []
+    if not secret:  # PKCE and no login yet: nothing to ask Spotify with, and nothing to warn about
+        assert fake_spotify.requests_to() == [] and spotify_warnings(caplog) == []
 
 
 def free_port() -> int:
