@@ -2,17 +2,19 @@
 
 Heavy imports (TensorFlow, discord.py) happen inside the handlers, so `moodring --help` and
 argument errors answer at once. Expected failures (`MoodringError`) print one line and exit 2.
+Logging is configured here and nowhere else (`moodring.log`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from moodring import __version__
 from moodring.errors import MoodringError
+from moodring.log import configure_logging
+from moodring.settings import Settings
 
 # (module, what it registers): each module has `register(subparsers)` and owns its handlers.
 COMMAND_MODULES = ("moodring.training.cli", "moodring.emotion.cli", "moodring.recommender.cli", "moodring.bot.cli")
@@ -43,12 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
+        configure_logging(verbose=args.verbose, settings=Settings.load())
         return int(args.handler(args) or 0)
     except MoodringError as exc:
         print(f"moodring: error: {exc}", file=sys.stderr)

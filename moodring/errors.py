@@ -63,6 +63,11 @@ class NotFound(SpotifyUnavailable):
     """Spotify answered 404: the track or the remembered playlist no longer exists."""
 
 
+class SpotifyRefused(SpotifyUnavailable):
+    """Spotify refused the login (401 after a refresh, 403, or a refused refresh): only a new
+    `moodring spotify-login` (or time) fixes it, so calls pause and the reason is logged once."""
+
+
 class UnknownStrategyError(ConfigError):
     """A strategy name that `data/strategies.json` does not define."""
 

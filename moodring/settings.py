@@ -96,6 +96,7 @@ class Settings:
     spotify_timeout: float = _setting("MOODRING_SPOTIFY_TIMEOUT", 2.0, _float)
     popularity_ttl: float = _setting("MOODRING_POPULARITY_TTL", 6 * 3600.0, _float)
     spotify_max_pause: float = _setting("MOODRING_SPOTIFY_MAX_PAUSE", 300.0, _float)
+    debug_spotify: bool = _setting("MOODRING_DEBUG_SPOTIFY", False, _bool)
 
     # Discord bot
     discord_token: str | None = _setting("DISCORD_TOKEN", None, _optional_str, secret=True)
@@ -106,6 +107,7 @@ class Settings:
     queue_size: int = _setting("MOODRING_QUEUE_SIZE", 8, _int)
     cooldown_seconds: float = _setting("MOODRING_COOLDOWN_SECONDS", 5.0, _float)
     max_attachment_bytes: int = _setting("MOODRING_MAX_ATTACHMENT_BYTES", 8 * 1024 * 1024, _int)
+    debug_discord: bool = _setting("MOODRING_DEBUG_DISCORD", False, _bool)
 
     @property
     def fer2013_path(self) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from moodring.recommender.listener import Listener
 from moodring.recommender.ranking import POPULARITY_WEIGHT, POPULARITY_WEIGHT_AVOIDING, varied_scores
-from moodring.recommender.spotify import SpotifyGateway, track_url
+from moodring.recommender.spotify_client import SpotifyGateway, track_url
 from moodring.recommender.strategies import get_strategy
 from moodring.recommender.table import SongTable
 
@@ -111,7 +111,7 @@ class Recommender:
             "recommender: %d songs from %s; Spotify %s",
             len(table),
             table.source,
-            "off (no client id/secret)"
+            "off (no client id)"
             if spotify is None
             else "on" + ("" if spotify.playlists_enabled else ", playlists off until `moodring spotify-login`"),
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -78,3 +81,98 @@ def test_token_endpoint_checks_the_client(fake_spotify: FakeSpotify):
     assert good.json()["token_type"] == "Bearer"
     bad = requests.post(url, data={"grant_type": "client_credentials"}, auth=(CLIENT_ID, "wrong"))
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid_client")
+
+
+def test_requests_that_break_the_spec_are_refused(fake_spotify: FakeSpotify, user: dict[str, str]):
+    api = fake_spotify.api_url
+    nameless = requests.post(f"{api}me/playlists", headers=user, json={"public": True})
+    assert nameless.status_code == 400 and "name" in nameless.json()["error"]["message"]
+    assert fake_spotify.playlists == {}  # refused before anything was made
+    assert requests.get(f"{api}me/playlists?limit=500", headers=user).status_code == 400
+    assert requests.get(f"{api}me/playlists?limit=many", headers=user).status_code == 400
+    not_json = requests.post(f"{api}me/playlists", headers={**user, "Content-Type": "application/json"}, data=b"{name")
+    assert not_json.status_code == 400
+    assert requests.get(f"{api}me/", headers=user).status_code == 404  # spotipy's me(); the spec has no such path
+
+    playlist = requests.post(f"{api}me/playlists", headers=user, json={"name": "Moodring · Angry"}).json()["id"]
+    items = f"{api}playlists/{playlist}/items"
+    assert requests.post(items, headers=user, json=[f"spotify:track:{TRACK}"]).status_code == 400  # not an object
+    assert requests.post(items, headers=user, json={"uris": ["not-a-uri"]}).status_code == 400
+    too_many = [f"spotify:track:{TRACK}"] * 101
+    assert requests.put(items, headers=user, json={"uris": too_many}).status_code == 400
+    assert requests.delete(items, headers=user, json={"uris": [f"spotify:track:{TRACK}"]}).status_code == 400
+    assert fake_spotify.playlists[playlist].items == []
+    assert assert_matches_spec(fake_spotify) == 9  # the 404 for a path the spec lacks is not checked
+
+
+def test_items_go_on_top_move_and_go(fake_spotify: FakeSpotify, user: dict[str, str]):
+    api = fake_spotify.api_url
+    first, second, third = (f"spotify:track:{track}" for track in list(fake_spotify.catalogue)[:3])
+    playlist = requests.post(f"{api}me/playlists", headers=user, json={"name": "Moodring · Fear"}).json()["id"]
+    items = f"{api}playlists/{playlist}/items"
+    assert requests.post(items, headers=user, json={"uris": [first, second]}).status_code == 201
+    assert requests.post(items, headers=user, json={"uris": [third], "position": 0}).status_code == 201
+    assert fake_spotify.playlists[playlist].items == [third, first, second]
+    reordered = requests.put(items, headers=user, json={"range_start": 2, "insert_before": 0})
+    assert reordered.status_code == 200
+    assert fake_spotify.playlists[playlist].items == [second, third, first]
+    removed = requests.delete(items, headers=user, json={"items": [{"uri": third}]})
+    assert removed.status_code == 200 and removed.json()["snapshot_id"]
+    assert fake_spotify.playlists[playlist].items == [second, first]
+    page = requests.get(f"{items}?offset=1&limit=1", headers=user).json()
+    assert [entry["item"]["uri"] for entry in page["items"]] == [first] and page["total"] == 2
+    assert assert_matches_spec(fake_spotify) == 6
+
+
+def test_forbidden_and_broken_bodies_on_request(fake_spotify: FakeSpotify, user: dict[str, str]):
+    track = f"{fake_spotify.api_url}tracks/{TRACK}"
+    fake_spotify.fail(times=1, status=403)
+    forbidden = requests.get(track, headers=user)
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["status"] == 403
+    fake_spotify.answer_with(times=1, body=b"")
+    empty = requests.get(track, headers=user)
+    assert (empty.status_code, empty.content) == (200, b"")
+    fake_spotify.answer_with(times=1, body=b'{"id": ')
+    malformed = requests.get(track, headers=user)
+    assert malformed.status_code == 200
+    with pytest.raises(ValueError):
+        malformed.json()
+    assert requests.get(track, headers=user).json()["id"] == TRACK  # switches are used up
+    assert assert_matches_spec(fake_spotify) == 2  # the 403 and the normal answer; broken bodies are meant to be
+
+
+def test_someone_elses_playlist_is_listed_but_not_changeable(fake_spotify: FakeSpotify, user: dict[str, str]):
+    api = fake_spotify.api_url
+    theirs = fake_spotify.add_foreign_playlist("Moodring · Happy")
+    [listed] = requests.get(f"{api}me/playlists", headers=user).json()["items"]
+    assert (listed["id"], listed["owner"]["id"]) == (theirs.id, "someone-else")
+    add = requests.post(f"{api}playlists/{theirs.id}/items", headers=user, json={"uris": [f"spotify:track:{TRACK}"]})
+    assert add.status_code == 403
+    assert theirs.items == []
+    assert fake_spotify.playlists_named("Moodring · Happy") == []  # none of the user's own
+    assert assert_matches_spec(fake_spotify) == 2
+
+
+def test_token_endpoint_checks_pkce_verifiers_and_denied_logins(fake_spotify: FakeSpotify):
+    redirect = "http://127.0.0.1:9/callback"
+    verifier = "v" * 64
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    query = {"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": redirect, "state": "s1"}
+    authorize = f"{fake_spotify.accounts_url}/authorize"
+
+    def code() -> str:
+        answer = requests.get(authorize, params={**query, "code_challenge": challenge}, allow_redirects=False)
+        return parse_qs(urlparse(answer.headers["Location"]).query)["code"][0]
+
+    token = f"{fake_spotify.accounts_url}/api/token"
+    exchange = {"grant_type": "authorization_code", "redirect_uri": redirect, "client_id": CLIENT_ID}
+    wrong = requests.post(token, data={**exchange, "code": code(), "code_verifier": "w" * 64})
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    right = requests.post(token, data={**exchange, "code": code(), "code_verifier": verifier})
+    assert right.status_code == 200 and right.json()["refresh_token"]
+    no_secret = requests.post(token, data={"grant_type": "client_credentials", "client_id": CLIENT_ID})
+    assert no_secret.json()["error"] == "invalid_client"  # client credentials always need the secret
+
+    fake_spotify.deny_logins = True
+    denied = requests.get(authorize, params=query, allow_redirects=False)
+    assert parse_qs(urlparse(denied.headers["Location"]).query) == {"error": ["access_denied"], "state": ["s1"]}
