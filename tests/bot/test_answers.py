@@ -21,7 +21,7 @@ ADVERSARIAL_NAMES = [
 
 def _adversarial_tracks() -> list[Track]:
     return [
-        Track(id=f"{n:022d}", name=name, artist=name[::-1], popularity=50, url=f"https://open.spotify.com/track/{n}")
+        Track(id=f"{n:022d}", name=name, artist=name[::-1], popularity=50, url=f"https://open.spotify.com/track/{n}", valence=0.5, energy=0.5)
         for n, name in enumerate(ADVERSARIAL_NAMES)
     ]
 
@@ -43,7 +43,7 @@ def test_adversarial_names_fit_a_field_and_keep_five_lines():
 
 @pytest.mark.parametrize("name", ADVERSARIAL_NAMES)
 def test_a_cut_name_never_ends_in_a_lone_escape(name):
-    [line] = track_lines([Track("0" * 22, name, "a", 1, "")]).splitlines()
+    [line] = track_lines([Track("0" * 22, name, "a", 1, "", 0.5, 0.5)]).splitlines()
     label = line.split(". ", 1)[1].split(" — ")[0]
     if label.endswith("…"):
         kept = label[:-1]

@@ -474,7 +474,7 @@ def test_pkce_login_needs_no_client_secret(fake_spotify: FakeSpotify, tmp_path: 
     page = browser.page()
     assert page.status_code == 200 and "connected to Spotify as Moodring Tester" in page.text
     with Recommender.from_settings(settings) as rec:  # the user's own token serves the catalogue and playlists
-        result = rec.recommend("happy", with_playlist=True)
+        result = rec.recommend("happy", ranking="popularity", with_playlist=True)
     assert result.playlist_url and [t.popularity for t in result.tracks] == [84, 84, 84, 83, 83]
     assert fake_spotify.requests_to("GET", "/v1/tracks/*")
 
