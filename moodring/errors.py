@@ -51,6 +51,15 @@ class LoginError(MoodringError):
     """The Spotify login did not complete."""
 
 
+class StoreUnavailable(MoodringError):
+    """The database cannot be reached or written. At start the CLI exits 2 with it; while running, callers
+    answer without memory (the store logs one warning per outage)."""
+
+
+class SchemaTooNewError(MoodringError):
+    """The database was migrated by a newer Moodring than this one; it is left untouched."""
+
+
 class SpotifyUnavailable(Exception):
     """Spotify could not help in time; the message is the one-line reason we log."""
 

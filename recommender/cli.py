@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import json
 import sys
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moodring.errors import MoodringError
 from moodring.settings import Settings
+
+if TYPE_CHECKING:
+    from moodring.recommender import Recommendation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--ranking", metavar="NAME", help="popularity or blend (default: MOODRING_RANKING)")
     recommend.add_argument(
         "--playlist", action="store_true", help="refresh the emotion's Spotify playlist, print its link"
+    )
+    recommend.add_argument(
+        "--user",
+        metavar="NAME",
+        help="whose history to use and extend, so that runs vary (default: your login name; "
+        "a number or discord:ID is a Discord user)",
     )
     recommend.add_argument("--json", action="store_true", help="print exactly one JSON object")
     recommend.set_defaults(handler=run_recommend)
@@ -62,14 +74,10 @@ def _emotion_of_selfie(path: Path, settings: Settings) -> str:
 def run_recommend(args: argparse.Namespace) -> int:
     """Handler of `moodring recommend`."""
     settings = Settings.load()
-    from moodring.recommender import Recommender
+    from moodring.store import user_key_from_cli
 
-    emotion = args.emotion if args.emotion is not None else _emotion_of_selfie(args.image, settings)
-    with Recommender.from_settings(settings) as recommender:
-        spotify = recommender.spotify
-        result = recommender.recommend(
-            emotion, k=args.k, strategy=args.strategy, ranking=args.ranking, with_playlist=args.playlist
-        )
+    user_key = user_key_from_cli(args.user if args.user is not None else getpass.getuser())
+    result, playlists_enabled = asyncio.run(_recommend_remembered(args, settings, user_key))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
@@ -80,11 +88,45 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.playlist:
         if result.playlist_url:
             print(f"playlist: {result.playlist_url}")
-        elif spotify is None or not spotify.playlists_enabled:
+        elif not playlists_enabled:
             print("playlist: off (set SPOTIPY_CLIENT_ID/SECRET in .env, then run `moodring spotify-login`)")
         else:
             print("playlist: not available right now (see the warning above)")
     return 0
+
+
+async def _recommend_remembered(
+    args: argparse.Namespace, settings: Settings, user_key: str
+) -> tuple[Recommendation, bool]:
+    """Recommend with the user's stored history, then store what was served (the store the bot uses).
+
+    The store is opened first, so that a database that cannot serve stops the run before any work.
+    Returns the recommendation and whether Spotify playlists are set up.
+    """
+    from moodring.recommender import Recommender
+    from moodring.recommender.history import recommend_with_history
+
+    from moodring.store import Store
+
+    async with await Store.connect(settings) as store:
+        emotion = args.emotion if args.emotion is not None else _emotion_of_selfie(args.image, settings)
+        recent = await store.recent_track_ids(user_key, settings.recent_memory)
+        feedback = await store.feedback(user_key)
+        with Recommender.from_settings(settings) as recommender:
+            result = recommend_with_history(
+                recommender,
+                emotion,
+                user_key,
+                recent,
+                feedback,
+                k=args.k,
+                strategy=args.strategy,
+                ranking=args.ranking,
+                with_playlist=args.playlist,
+            )
+            playlists_enabled = recommender.spotify is not None and recommender.spotify.playlists_enabled
+        await store.remember_tracks(user_key, [track.id for track in result.tracks])
+    return result, playlists_enabled
 
 
 def run_spotify_login(args: argparse.Namespace) -> int:

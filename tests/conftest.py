@@ -12,6 +12,15 @@ from tests.paths import ROOT
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def user_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's data folder (platformdirs, where the default SQLite store lives) inside the test's folder,
+    for this process and every `moodring` it starts: no test writes into the developer's own home."""
+    folder = tmp_path / "user-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data, which CI and every checkout have beside the project."""
@@ -30,6 +39,7 @@ def settings(tmp_path: Path, shared_data: Path) -> Settings:
             "MOODRING_CACHE_DIR": str(tmp_path / "cache"),
             "MOODRING_SPOTIFY_TOKEN_CACHE": str(tmp_path / "spotify-token.json"),
             "MOODRING_PLAYLIST_STORE": str(tmp_path / "playlists.json"),
+            "MOODRING_DATABASE_URL": f"sqlite:///{tmp_path / 'moodring.db'}",
         }
     )
 
