@@ -16,6 +16,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 from moodring.bot.cog import MoodCog
+from moodring.bot.memory import GuildLifecycle
 from moodring.bot.work import WorkQueue
 
 from moodring.errors import ConfigError, DiscordUnavailable
@@ -24,6 +25,8 @@ from moodring.settings import Settings
 if TYPE_CHECKING:
     from moodring.emotion import EmotionRecognizer
     from moodring.recommender import Recommender
+
+    from moodring.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,11 @@ class MoodringBot(commands.AutoShardedBot):
         recommender: Recommender,
         *,
         owns_recommender: bool,
+        store: Store | None = None,
     ) -> None:
         super().__init__(
+            shard_count=settings.shard_count,  # a fleet: this process runs only MOODRING_SHARD_IDS
+            shard_ids=list(settings.shard_ids) or None,
             command_prefix=commands.when_mentioned,
             help_command=None,
             intents=build_intents(settings),
@@ -64,6 +70,7 @@ class MoodringBot(commands.AutoShardedBot):
         self.settings = settings
         self.recognizer = recognizer
         self.recommender = recommender
+        self.store = store  # closed by whoever opened it
         self._owns_recommender = owns_recommender
         self.work = WorkQueue(settings.workers, settings.queue_size)
         self.http_session: aiohttp.ClientSession | None = None
@@ -73,6 +80,8 @@ class MoodringBot(commands.AutoShardedBot):
         """Open the attachment download session, load the cog, publish `/mood`."""
         self.http_session = aiohttp.ClientSession()
         await self.add_cog(MoodCog(self))
+        if self.store is not None:
+            await self.add_cog(GuildLifecycle(self, self.store))
         await self.sync_commands()
 
     async def sync_commands(self) -> None:
@@ -106,6 +115,7 @@ def create_bot(
     settings: Settings,
     recognizer: EmotionRecognizer | None = None,
     recommender: Recommender | None = None,
+    store: Store | None = None,
 ) -> MoodringBot:
     """A ready-to-start bot. Missing parts are built from `settings` (this loads the model: a few seconds).
 
@@ -120,7 +130,7 @@ def create_bot(
         from moodring.recommender import Recommender
 
         recommender = Recommender.from_settings(settings)
-    return MoodringBot(settings, recognizer, recommender, owns_recommender=owns_recommender)
+    return MoodringBot(settings, recognizer, recommender, owns_recommender=owns_recommender, store=store)
 
 
 async def serve(bot: MoodringBot, token: str) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from moodring.errors import ConfigError
+
+if TYPE_CHECKING:
+    from moodring.settings import Settings
 
 NO_TOKEN = (
     "DISCORD_TOKEN is not set: add DISCORD_TOKEN=<your bot token> to .env or the environment "
@@ -33,8 +37,18 @@ def run_bot(args: argparse.Namespace) -> int:
 
     import asyncio
 
+    asyncio.run(_serve_with_store(settings))
+    return 0
+
+
+async def _serve_with_store(settings: Settings) -> None:
+    """Open (and migrate) the store first, so that a database that cannot serve stops the start at once."""
+    import logging
+
     from moodring.bot.app import create_bot, serve
 
-    bot = create_bot(settings)
-    asyncio.run(serve(bot, settings.discord_token))
-    return 0
+    from moodring.store import Store
+
+    async with await Store.connect(settings) as store:
+        logging.getLogger(__name__).info("state in %s", store.url)
+        await serve(create_bot(settings, store=store), settings.discord_token)

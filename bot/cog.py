@@ -16,6 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 from moodring.bot.attachments import AttachmentError, check_attachment, download, looks_like_image
+from moodring.bot.memory import ListenerHistory, ListenerMemory
 from moodring.bot.replies import (
     BUSY,
     NO_FACE,
@@ -31,8 +32,10 @@ from moodring.bot.replies import (
 from moodring.bot.work import Cooldown
 from moodring.emotion import ImageError, annotate
 from moodring.recommender import STRATEGIES
+from moodring.recommender.history import recommend_with_history
 
 from moodring import EMOTIONS
+from moodring.store import discord_user_key
 
 if TYPE_CHECKING:
     from moodring.bot.app import MoodringBot
@@ -61,17 +64,29 @@ def compute_mood(
     chosen_emotion: str | None,
     strategy: str | None,
     user_id: int,
+    history: ListenerHistory | None = None,
 ) -> MoodResult:
     """Analyse the selfie (if any), recommend for its emotion (or the chosen one), draw the boxes.
 
     Runs on a worker thread: inference, image drawing and Spotify calls are all blocking. The
     playlist link is always asked for; the recommender gives one only when Spotify is set up.
+    `history` (read from the store by the caller) keeps the user's recent tracks out; None: no memory.
     """
     analysis = recognizer.analyze(image) if image is not None else None
     emotion = chosen_emotion or (analysis.emotion if analysis is not None else None)
     if emotion is None:
         return MoodResult(analysis, None, None)
-    recommendation = recommender.recommend(emotion, k=5, strategy=strategy, user_id=str(user_id), with_playlist=True)
+    history = history or ListenerHistory(discord_user_key(user_id))
+    recommendation = recommend_with_history(
+        recommender,
+        emotion,
+        history.user_key,
+        history.recent_track_ids,
+        history.feedback,
+        k=5,
+        strategy=strategy,
+        with_playlist=True,
+    )
     annotated = annotate(image, analysis) if analysis is not None and analysis.faces else None
     return MoodResult(analysis, recommendation, annotated)
 
@@ -83,6 +98,7 @@ class MoodCog(commands.Cog, name="Mood"):
         self.bot = bot
         self.settings = bot.settings
         self.cooldown = Cooldown(bot.settings.cooldown_seconds)
+        self.memory = ListenerMemory(bot.store, bot.settings.recent_memory)
 
     # ---- entry points ------------------------------------------------------------------------
 
@@ -202,6 +218,7 @@ class MoodCog(commands.Cog, name="Mood"):
                 image = None
                 if selfie is not None:
                     image = await download(self.bot.http_session, selfie.url, self.settings.max_attachment_bytes)
+                history = await self.memory.history(user_id)
                 result = await self.bot.work.run(
                     compute_mood,
                     self.bot.recognizer,
@@ -210,11 +227,13 @@ class MoodCog(commands.Cog, name="Mood"):
                     chosen_emotion,
                     strategy,
                     user_id,
+                    history,
                 )
             except (AttachmentError, ImageError) as exc:
                 return Answer(str(exc))
         if result.recommendation is None:
             return Answer(NO_FACE)
+        await self.memory.remember(history, result.recommendation)
         return mood_answer(result.analysis, result.recommendation, result.annotated, chosen_emotion)
 
     async def _deliver(self, replies: Replies, answer: Answer, what: str) -> None:
