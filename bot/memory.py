@@ -7,7 +7,6 @@ one warning per outage). Without a store (tests, benchmarks that pass none) the 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from moodring.recommender import Recommendation
 
     from moodring.store import FeedbackRow, Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

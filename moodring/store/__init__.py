@@ -133,6 +133,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, url: URL, settings: Settings) -> None:
         self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._url = url
         self._settings = settings
         self._down_since: float | None = None
@@ -152,7 +153,7 @@ class Store:
         each one line without the password; the CLI turns them into exit 2.
         """
         url = configured_url(settings.database_url)
-        engine = create_engine(url)
+        engine = create_engine(url, connections=max(5, settings.queue_size))
         store = cls(engine, url, settings)
         try:
             await ensure_schema(engine)
@@ -188,10 +189,12 @@ class Store:
         await self.close()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; an outage becomes `StoreUnavailable`, logged once per outage."""
+    async def _transaction(self, atomic: bool = True) -> AsyncIterator[AsyncConnection]:
+        """One transaction, or with `atomic=False` statements that each commit alone (no BEGIN/COMMIT round
+        trips: for single reads, and writes whose steps are each safe alone); an outage becomes
+        `StoreUnavailable`, logged once per outage."""
         try:
-            async with self._engine.begin() as connection:
+            async with self._engine.begin() if atomic else self._autocommit.connect() as connection:
                 yield connection
         except Exception as error:
             if not is_outage(error):
@@ -219,7 +222,7 @@ class Store:
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """The server's settings (defaults if it has none)."""
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             row = (
                 await connection.execute(
                     select(schema.guild_settings).where(schema.guild_settings.c.guild_id == guild_id)
@@ -267,7 +270,7 @@ class Store:
 
     async def user_strategy(self, user_key: str) -> str | None:
         """The user's chosen strategy, None if they never chose."""
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             return await connection.scalar(
                 select(schema.user_preferences.c.strategy).where(schema.user_preferences.c.user_key == user_key)
             )
@@ -289,7 +292,7 @@ class Store:
         if limit <= 0:
             return []
         table = schema.recent_tracks
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             result = await connection.scalars(
                 select(table.c.track_id)
                 .where(table.c.user_key == user_key)
@@ -299,12 +302,16 @@ class Store:
             return list(result)
 
     async def remember_tracks(self, user_key: str, track_ids: list[str]) -> None:
-        """Record a reply's tracks as the newest; keep only the newest `MOODRING_RECENT_MEMORY` per user."""
+        """Record a reply's tracks as the newest; keep only the newest `MOODRING_RECENT_MEMORY` per user.
+
+        Two statements that each commit alone: a concurrent writer for the same user may leave a few more
+        rows until the next prune, never fewer than the newest N.
+        """
         table = schema.recent_tracks
         keep = self._settings.recent_memory
         served_at = _now()
         unique = list(dict.fromkeys(track_ids))
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             if unique and keep:
                 rows = [
                     {"user_key": user_key, "track_id": track_id, "served_at": served_at, "position": position}
@@ -360,7 +367,7 @@ class Store:
     async def feedback(self, user_key: str) -> list[FeedbackRow]:
         """The user's ratings, newest first: what the recommender learns from."""
         table = schema.feedback
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             result = await connection.execute(
                 select(table.c.track_id, table.c.artist, table.c.valence, table.c.energy, table.c.liked, table.c.at)
                 .where(table.c.user_key == user_key)
@@ -384,7 +391,7 @@ class Store:
 
     async def playlist_id(self, emotion: str) -> str | None:
         """The emotion's playlist id, None before one was claimed."""
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             return await connection.scalar(
                 select(schema.playlists.c.playlist_id).where(schema.playlists.c.emotion == emotion)
             )
@@ -429,7 +436,7 @@ class Store:
 
     async def get_state(self, key: str) -> str | None:
         """A small named value, None if never set."""
-        async with self._transaction() as connection:
+        async with self._transaction(atomic=False) as connection:
             return await _get_state(connection, key)
 
     async def set_state(self, key: str, value: str) -> None:

@@ -83,8 +83,13 @@ def shown_url(url: URL | str) -> str:
     return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
 
 
-def create_engine(url: URL) -> AsyncEngine:
-    """An async engine for `url`: bounded waits, stale connections replaced after a server restart."""
+def create_engine(url: URL, connections: int = 5) -> AsyncEngine:
+    """An async engine for `url`, with bounded waits.
+
+    `connections` are kept open (PostgreSQL): as many as requests run at once, since opening one costs tens
+    of round trips. No pre-ping (a round trip per call): a server restart is noticed by the first statement
+    on an old connection, which fails (`StoreUnavailable` for that call) and makes the pool replace them all.
+    """
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": TIMEOUT_SECONDS})
 
@@ -98,7 +103,8 @@ def create_engine(url: URL) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        pool_pre_ping=True,
+        pool_size=connections,
+        max_overflow=connections // 2,
         pool_timeout=TIMEOUT_SECONDS,
         connect_args={"timeout": TIMEOUT_SECONDS, "command_timeout": TIMEOUT_SECONDS},
     )
