@@ -14,7 +14,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from moodring.errors import ConfigError, first_line
+from moodring.errors import ConfigError, StoreUnavailable, first_line
 
 DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 """Accepted URL schemes and the async driver each one runs on."""
@@ -43,7 +43,10 @@ def default_database_url() -> str:
     import platformdirs
 
     folder = Path(platformdirs.user_data_dir("moodring"))
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create the data folder {folder}: {error.strerror}") from None
     return f"sqlite:///{folder / SQLITE_FILE_NAME}"
 
 
