@@ -10,7 +10,8 @@ What is stored (`schema.py`): per-server settings, per-user strategy, each user'
 emotion, and small application state. Nothing about a face. Users are keys: `discord:<id>` for Discord,
 `local:<name>` for the CLI's `--user` (`user_key_from_cli`); `forget_user` deletes every row of a key.
 A server's rows go with `forget_guild` (the bot calls it on `on_guild_remove`) or, for servers the bot left
-while it was offline, at the first start `GUILD_GRACE` after the fleet last saw them (`touch_guilds`).
+while it was offline, at the first start `GUILD_GRACE` after the fleet last saw them (on ready or join:
+`touch_guilds`; on use: `guild_settings` refreshes it daily).
 
 Each method is one short transaction. While running, a database error that means "not reachable" becomes
 `StoreUnavailable`: callers answer without memory, and the store logs one warning per outage and one info
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 GUILD_GRACE = timedelta(days=30)
 """A server's settings are deleted at the first start this long after the fleet last saw the server."""
+SEEN_REFRESH = timedelta(days=1)
+"""How stale a server's `last_seen` may get before reading its settings refreshes it."""
 FEEDBACK_PER_USER = 500
 """Feedback rows kept per user, newest first; older ones are dropped as new ones arrive."""
 REPLY_STYLES = ("picture", "embed")
@@ -221,13 +224,13 @@ class Store:
         )
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
-        """The server's settings (defaults if it has none)."""
+        """The server's settings (defaults if it has none). A server whose settings are read is in use: its
+        `last_seen` is refreshed (at most daily, one extra write), so the grace-period prune never takes it."""
+        table = schema.guild_settings
         async with self._transaction(atomic=False) as connection:
-            row = (
-                await connection.execute(
-                    select(schema.guild_settings).where(schema.guild_settings.c.guild_id == guild_id)
-                )
-            ).first()
+            row = (await connection.execute(select(table).where(table.c.guild_id == guild_id))).first()
+            if row is not None and _utc(row.last_seen) < _now() - SEEN_REFRESH:
+                await connection.execute(update(table).where(table.c.guild_id == guild_id).values(last_seen=_now()))
         return self.default_guild_settings(guild_id) if row is None else _guild_settings(row._mapping)
 
     async def update_guild_settings(self, guild_id: int, **changes: Any) -> GuildSettings:
