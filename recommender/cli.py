@@ -74,10 +74,18 @@ def _emotion_of_selfie(path: Path, settings: Settings) -> str:
 def run_recommend(args: argparse.Namespace) -> int:
     """Handler of `moodring recommend`."""
     settings = Settings.load()
+    from moodring.recommender.core import _check_emotion, _check_ranking
+    from moodring.recommender.strategies import get_strategy
+
     from moodring.store import user_key_from_cli
 
+    # Bad input is refused before the store is opened (and perhaps created): it changes nothing.
     user_key = user_key_from_cli(args.user if args.user is not None else getpass.getuser())
-    result, playlists_enabled = asyncio.run(_recommend_remembered(args, settings, user_key))
+    for check, value in ((get_strategy, args.strategy), (_check_ranking, args.ranking)):
+        if value is not None:
+            check(value)
+    emotion = _check_emotion(args.emotion) if args.emotion is not None else _emotion_of_selfie(args.image, settings)
+    result, playlists_enabled = asyncio.run(_recommend_remembered(args, settings, emotion, user_key))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
@@ -96,11 +104,10 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 
 async def _recommend_remembered(
-    args: argparse.Namespace, settings: Settings, user_key: str
+    args: argparse.Namespace, settings: Settings, emotion: str, user_key: str
 ) -> tuple[Recommendation, bool]:
     """Recommend with the user's stored history, then store what was served (the store the bot uses).
 
-    The store is opened first, so that a database that cannot serve stops the run before any work.
     Returns the recommendation and whether Spotify playlists are set up.
     """
     from moodring.recommender import Recommender
@@ -109,7 +116,6 @@ async def _recommend_remembered(
     from moodring.store import Store
 
     async with await Store.connect(settings) as store:
-        emotion = args.emotion if args.emotion is not None else _emotion_of_selfie(args.image, settings)
         recent = await store.recent_track_ids(user_key, settings.recent_memory)
         feedback = await store.feedback(user_key)
         with Recommender.from_settings(settings) as recommender:

@@ -51,8 +51,16 @@ def default_database_url() -> str:
 
 
 def configured_url(database_url: str | None) -> URL:
-    """The async URL of `MOODRING_DATABASE_URL`, or of the default SQLite file when it is unset."""
-    return async_url(database_url or default_database_url())
+    """The async URL of `MOODRING_DATABASE_URL`, or of the default SQLite file when it is unset.
+
+    A SQLite file whose folder is missing is refused here, before a driver thread is started for it.
+    """
+    url = async_url(database_url or default_database_url())
+    if url.get_backend_name() == "sqlite":
+        folder = Path(url.database.removeprefix("file:")).parent
+        if not folder.is_dir():
+            raise StoreUnavailable(f"database {shown_url(url)} unavailable: the folder {folder} does not exist")
+    return url
 
 
 def async_url(plain: str) -> URL:

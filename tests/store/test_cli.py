@@ -67,3 +67,20 @@ def test_an_unreachable_database_stops_the_cli_with_one_line(
         assert main(command) == 2, command
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and "unavailable" in err and "pw-123" not in err
+
+
+def test_bad_input_is_refused_before_the_store_is_created(
+    user_data_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    monkeypatch.delenv("MOODRING_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for command in (
+        ["--emotion", "joy"],
+        ["--emotion", "sad", "--ranking", "random"],
+        ["--emotion", "sad", "--user", "discord:x"],
+    ):
+        assert main(["recommend", *command]) == 2, command
+        assert capsys.readouterr().err.count("\n") == 1
+    assert not (user_data_home / "moodring").exists()
+    assert main(["recommend", "--emotion", "sad", "--json"]) == 0  # the default store: created on first use
+    assert (user_data_home / "moodring" / "moodring.db").is_file()

@@ -89,7 +89,7 @@ async def test_an_unreachable_database_is_one_line_without_the_password(tmp_path
     message = str(caught.value)
     assert "s3cret-pw" not in message and "\n" not in message
     assert message.startswith(f"database postgresql://moodring:***@127.0.0.1:{closed.split(':')[3].split('/')[0]}")
-    with pytest.raises(StoreUnavailable, match="unable to open database file"):
+    with pytest.raises(StoreUnavailable, match="no-such-folder does not exist"):
         await Store.connect(store_settings(f"sqlite:///{tmp_path}/no-such-folder/m.db", tmp_path))
 
 
