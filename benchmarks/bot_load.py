@@ -43,6 +43,7 @@ from moodring.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the offline Discord harness lives in tests/
 from tests.bot.memory_store import MemoryStore, MemoryTables  # noqa: E402
+
 from tests.harness import LoopLagProbe, OfflineDiscord, percentile  # noqa: E402
 
 SELFIE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"

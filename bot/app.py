@@ -34,9 +34,10 @@ from moodring.errors import ConfigError, DiscordUnavailable
 from moodring.settings import Settings
 
 if TYPE_CHECKING:
-    from moodring.bot.storage import BotStore
     from moodring.emotion import EmotionRecognizer
     from moodring.recommender import Recommender
+
+    from moodring.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +85,21 @@ class MoodringBot(commands.AutoShardedBot):
         self,
         settings: Settings,
         *,
-        store: BotStore | None = None,
+        store: Store | None = None,
         recognizer: EmotionRecognizer | None = None,
         recommender: Recommender | None = None,
         commands_only: bool = False,
     ) -> None:
         super().__init__(
+            shard_count=settings.shard_count,  # a fleet: this process runs only MOODRING_SHARD_IDS
+            shard_ids=list(settings.shard_ids) or None,
             command_prefix=commands.when_mentioned,
             help_command=None,
             intents=build_intents(settings),
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
-        self.store: BotStore = store  # type: ignore[assignment]  # set in setup_hook when not given
+        self.store: Store = store  # type: ignore[assignment]  # set in setup_hook when not given
         self.recognizer: EmotionRecognizer = recognizer  # type: ignore[assignment]
         self.recommender: Recommender = recommender  # type: ignore[assignment]
         self.commands_only = commands_only
@@ -144,8 +147,12 @@ class MoodringBot(commands.AutoShardedBot):
             )
         if self.recommender is None:
             from moodring.recommender import Recommender
+            from moodring.recommender.playlists import StorePlaylistIds
 
-            self.recommender = await asyncio.to_thread(Recommender.from_settings, self.settings)
+            playlist_ids = StorePlaylistIds(self.store, asyncio.get_running_loop())
+            self.recommender = await asyncio.to_thread(
+                Recommender.from_settings, self.settings, lambda account: playlist_ids
+            )
             self._owned.append("recommender")
 
     async def on_ready(self) -> None:
@@ -166,7 +173,7 @@ class MoodringBot(commands.AutoShardedBot):
         await super().close()
 
 
-async def open_store(settings: Settings) -> BotStore:
+async def open_store(settings: Settings) -> Store:
     """The store named by the settings (`MOODRING_DATABASE_URL`, or the local SQLite default)."""
     from moodring.store import Store
 
@@ -175,7 +182,7 @@ async def open_store(settings: Settings) -> BotStore:
 
 def create_bot(
     settings: Settings,
-    store: BotStore | None = None,
+    store: Store | None = None,
     recognizer: EmotionRecognizer | None = None,
     recommender: Recommender | None = None,
 ) -> MoodringBot:

@@ -17,7 +17,13 @@ from moodring.log import configure_logging
 from moodring.settings import Settings
 
 # (module, what it registers): each module has `register(subparsers)` and owns its handlers.
-COMMAND_MODULES = ("moodring.training.cli", "moodring.emotion.cli", "moodring.recommender.cli", "moodring.bot.cli")
+COMMAND_MODULES = (
+    "moodring.training.cli",
+    "moodring.emotion.cli",
+    "moodring.recommender.cli",
+    "moodring.bot.cli",
+    "moodring.store.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,12 +47,17 @@ class UnknownEmotionError(MoodringError):
     """An emotion that is not one of FER2013's seven classes (`moodring.EMOTIONS`)."""
 
 
-class StoreUnavailable(MoodringError):
-    """The database could not be reached or answered with an error; the bot answers without memory."""
-
-
 class LoginError(MoodringError):
     """The Spotify login did not complete."""
+
+
+class StoreUnavailable(MoodringError):
+    """The database cannot be reached or written. At start the CLI exits 2 with it; while running, callers
+    answer without memory (the store logs one warning per outage)."""
+
+
+class SchemaTooNewError(MoodringError):
+    """The database was migrated by a newer Moodring than this one; it is left untouched."""
 
 
 class SpotifyUnavailable(Exception):

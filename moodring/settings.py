@@ -108,6 +108,13 @@ class Settings:
     cooldown_seconds: float = _setting("MOODRING_COOLDOWN_SECONDS", 5.0, _float)
     max_attachment_bytes: int = _setting("MOODRING_MAX_ATTACHMENT_BYTES", 8 * 1024 * 1024, _int)
     debug_discord: bool = _setting("MOODRING_DEBUG_DISCORD", False, _bool)
+    # A fleet: this process runs only `shard_ids` of `shard_count` shards (unset: all, Discord's recommended count)
+    shard_count: int | None = _setting("MOODRING_SHARD_COUNT", None, lambda v: int(v) if v else None)
+    shard_ids: tuple[int, ...] = _setting("MOODRING_SHARD_IDS", (), parse_int_list)
+
+    # State (users' recent tracks, feedback, server settings, playlist ids). A URL may hold a password.
+    # Unset: a SQLite file in the user's data folder (`moodring.store.default_database_url`).
+    database_url: str | None = _setting("MOODRING_DATABASE_URL", None, _optional_str, secret=True)
 
     @property
     def fer2013_path(self) -> Path:
@@ -161,6 +168,17 @@ class Settings:
             raise ConfigError(f"MOODRING_RECENT_MEMORY must be >= 0, got {self.recent_memory}")
         if not 0 < self.face_min_score < 1:
             raise ConfigError(f"MOODRING_FACE_MIN_SCORE must be between 0 and 1, got {self.face_min_score}")
+        if self.shard_count is not None and self.shard_count <= 0:
+            raise ConfigError(f"MOODRING_SHARD_COUNT must be positive, got {self.shard_count}")
+        if self.shard_ids:
+            if self.shard_count is None:
+                raise ConfigError("MOODRING_SHARD_IDS needs MOODRING_SHARD_COUNT (the fleet's total shard count)")
+            wrong = [shard for shard in self.shard_ids if not 0 <= shard < self.shard_count]
+            if wrong or len(set(self.shard_ids)) != len(self.shard_ids):
+                raise ConfigError(
+                    f"MOODRING_SHARD_IDS must be distinct shard numbers from 0 to {self.shard_count - 1}, "
+                    f"got {','.join(map(str, self.shard_ids))}"
+                )
         if self.cooldown_seconds < 0:
             raise ConfigError(f"MOODRING_COOLDOWN_SECONDS must be >= 0, got {self.cooldown_seconds}")
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import json
 import sys
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moodring.errors import MoodringError
 from moodring.settings import Settings
+
+if TYPE_CHECKING:
+    from moodring.recommender import Recommendation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend.add_argument("--ranking", metavar="NAME", help="varied or popularity (default: MOODRING_RANKING)")
     recommend.add_argument(
         "--playlist", action="store_true", help="refresh the emotion's Spotify playlist, print its link"
+    )
+    recommend.add_argument(
+        "--user",
+        metavar="NAME",
+        help="whose history to use and extend, so that runs vary (default: your login name; "
+        "a number or discord:ID is a Discord user)",
     )
     recommend.add_argument("--json", action="store_true", help="print exactly one JSON object")
     recommend.set_defaults(handler=run_recommend)
@@ -62,14 +74,19 @@ def _emotion_of_selfie(path: Path, settings: Settings) -> str:
 def run_recommend(args: argparse.Namespace) -> int:
     """Handler of `moodring recommend`."""
     settings = Settings.load()
-    from moodring.recommender import Recommender
+    from moodring.recommender.core import check_emotion, check_ranking
+    from moodring.recommender.strategies import get_strategy
 
-    emotion = args.emotion if args.emotion is not None else _emotion_of_selfie(args.image, settings)
-    with Recommender.from_settings(settings) as recommender:
-        spotify = recommender.spotify
-        result = recommender.recommend(
-            emotion, k=args.k, strategy=args.strategy, ranking=args.ranking, with_playlist=args.playlist
-        )
+    from moodring.store import user_key_from_cli
+
+    # Bad input is refused before the store is opened (and perhaps created): it changes nothing.
+    user_key = user_key_from_cli(args.user if args.user is not None else getpass.getuser())
+    if args.strategy is not None:
+        get_strategy(args.strategy)
+    if args.ranking is not None:
+        args.ranking = check_ranking(args.ranking, "--ranking")
+    emotion = check_emotion(args.emotion) if args.emotion is not None else _emotion_of_selfie(args.image, settings)
+    result, playlists_enabled = asyncio.run(_recommend_remembered(args, settings, emotion, user_key))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
@@ -80,11 +97,45 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.playlist:
         if result.playlist_url:
             print(f"playlist: {result.playlist_url}")
-        elif spotify is None or not spotify.playlists_enabled:
+        elif not playlists_enabled:
             print("playlist: off (set SPOTIPY_CLIENT_ID/SECRET in .env, then run `moodring spotify-login`)")
         else:
             print("playlist: not available right now (see the warning above)")
     return 0
+
+
+async def _recommend_remembered(
+    args: argparse.Namespace, settings: Settings, emotion: str, user_key: str
+) -> tuple[Recommendation, bool]:
+    """Recommend with the user's stored history, then store what was served (the store the bot uses).
+
+    Returns the recommendation and whether Spotify playlists are set up.
+    """
+    import asyncio
+
+    from moodring.recommender import Recommender
+    from moodring.recommender.history import remember_served, stored_listener
+    from moodring.recommender.playlists import StorePlaylistIds
+
+    from moodring.store import Store
+
+    async with await Store.connect(settings) as store:
+        listener = await stored_listener(store, user_key, settings.recent_memory)
+        playlist_ids = StorePlaylistIds(store, asyncio.get_running_loop())
+        with Recommender.from_settings(settings, playlist_ids=lambda account: playlist_ids) as recommender:
+            result = await asyncio.to_thread(  # Spotify calls block; the store's playlist ids need this loop free
+                recommender.recommend,
+                emotion,
+                args.k,
+                strategy=args.strategy,
+                ranking=args.ranking,
+                with_playlist=args.playlist,
+                listener=listener,
+                user_key=user_key,
+            )
+            playlists_enabled = recommender.spotify is not None and recommender.spotify.playlists_enabled
+        await remember_served(store, user_key, result)
+    return result, playlists_enabled
 
 
 def run_spotify_login(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from moodring.recommender.listener import Listener
+from moodring.recommender.playlists import PlaylistIds
 from moodring.recommender.ranking import POPULARITY_WEIGHT, POPULARITY_WEIGHT_AVOIDING, varied_scores
 from moodring.recommender.spotify_client import SpotifyGateway, track_url
 from moodring.recommender.strategies import get_strategy
@@ -92,7 +92,7 @@ class Recommender:
         clock: Callable[[], float] = time.monotonic,
     ):
         get_strategy(settings.strategy)  # a bad default should fail at start, not on the first selfie
-        self.default_ranking = _check_ranking(settings.ranking, "MOODRING_RANKING")
+        self.default_ranking = check_ranking(settings.ranking, "MOODRING_RANKING")
         self.table = table
         self.settings = settings
         self.spotify = spotify
@@ -103,10 +103,13 @@ class Recommender:
         self._song_bits.flags.writeable = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Recommender:
-        """Load the song table (`MOODRING_SONGS`, default: the embedded one); Spotify only when configured."""
+    def from_settings(cls, settings: Settings, playlist_ids: Callable[[str], PlaylistIds] | None = None) -> Recommender:
+        """Load the song table (`MOODRING_SONGS`, default: the embedded one); Spotify only when configured.
+
+        `playlist_ids(account)` keeps each emotion's playlist id (the bot and CLI pass the database's).
+        """
         table = SongTable.load(settings.songs)
-        spotify = SpotifyGateway.from_settings(settings)
+        spotify = SpotifyGateway.from_settings(settings, playlist_ids)
         log.debug(
             "recommender: %d songs from %s; Spotify %s",
             len(table),
@@ -127,22 +130,17 @@ class Recommender:
         listener: Listener | None = None,
         user_key: str | None = None,
         with_playlist: bool = False,
-        user_id: int | str | None = None,
     ) -> Recommendation:
         """The top `k` tracks for `emotion`, and the emotion's refreshed playlist link if asked.
 
         `strategy` and `ranking` default to `MOODRING_STRATEGY` and `MOODRING_RANKING`. `listener` (None: no
         memory) shapes the `varied` ranking; `user_key` (e.g. "discord:<id>") seeds its per-user variety, so that
-        users differ while one user's answer depends only on their history. `user_id` is the deprecated name of
-        `user_key`.
+        users differ while one user's answer depends only on their history.
         """
-        if user_id is not None:
-            warnings.warn("recommend(user_id=...) is deprecated; pass user_key=", DeprecationWarning, stacklevel=2)
-            user_key = user_key or str(user_id)
         deadline = self._clock() + self.settings.spotify_timeout
-        emotion_name = _check_emotion(emotion)
+        emotion_name = check_emotion(emotion)
         chosen = get_strategy(strategy or self.settings.strategy)
-        ranking = self.default_ranking if ranking is None else _check_ranking(ranking, "the ranking")
+        ranking = self.default_ranking if ranking is None else check_ranking(ranking, "the ranking")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TRACKS:
             raise ConfigError(f"the number of tracks must be between 1 and {MAX_TRACKS}, got {k!r}")
         target = chosen.target(emotion_name)
@@ -273,14 +271,15 @@ class Recommender:
         self.close()
 
 
-def _check_emotion(emotion: str) -> str:
+def check_emotion(emotion: str) -> str:
+    """The emotion's canonical name; `UnknownEmotionError` names the seven."""
     name = str(emotion).strip().lower()
     if name not in EMOTIONS:
         raise UnknownEmotionError(f"unknown emotion {emotion!r}; expected one of: {', '.join(EMOTIONS)}")
     return name
 
 
-def _check_ranking(ranking: str, source: str) -> str:
+def check_ranking(ranking: str, source: str) -> str:
     """The ranking's current name; an old name is accepted with a warning naming `source`, where it was set."""
     if ranking in DEPRECATED_RANKINGS:
         current = DEPRECATED_RANKINGS[ranking]

@@ -16,20 +16,25 @@ someone else (followed ones with the same name) are ignored: Moodring cannot cha
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import spotipy
 
-from moodring.errors import NotFound, SpotifyUnavailable
+from moodring.errors import NotFound, SpotifyUnavailable, StoreUnavailable
 from moodring.files import replaced_atomically
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from moodring.store import Store
 
 T = TypeVar("T")
 UserCall = Callable[[Callable[[spotipy.Spotify], T], float], T]
@@ -59,6 +64,40 @@ class PlaylistIds(Protocol):
     def release_playlist(self, emotion: str, playlist_id: str) -> None:
         """Forget `playlist_id` (deleted in Spotify) if it is still the emotion's playlist."""
         ...
+
+
+class StorePlaylistIds:
+    """`PlaylistIds` in the database (`moodring.store`), shared by every process of a fleet.
+
+    The gateway calls from its worker threads; the store is async and lives on an event loop, so each call
+    is handed to that loop and waited for. The table's primary key on the emotion makes a claim race have
+    one winner across processes.
+    """
+
+    TIMEOUT_SECONDS = 5.0
+
+    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+        self.store = store
+        self.loop = loop
+
+    def _wait(self, call: Coroutine[Any, Any, T]) -> T:
+        """The call's result; the reply goes out without its playlist link if the database cannot answer."""
+        try:
+            return asyncio.run_coroutine_threadsafe(call, self.loop).result(self.TIMEOUT_SECONDS)
+        except (StoreUnavailable, FutureTimeout) as exc:
+            raise SpotifyUnavailable(f"playlist ids unavailable: {type(exc).__name__}") from None
+
+    def playlist_id(self, emotion: str) -> str | None:
+        """The emotion's playlist id, if one was claimed."""
+        return self._wait(self.store.playlist_id(emotion))
+
+    def claim_playlist(self, emotion: str, playlist_id: str) -> str:
+        """Record `playlist_id` unless the emotion already has one; returns the id that won."""
+        return self._wait(self.store.claim_playlist(emotion, playlist_id))
+
+    def release_playlist(self, emotion: str, playlist_id: str) -> None:
+        """Forget `playlist_id` (deleted in Spotify) if it is still the emotion's playlist."""
+        self._wait(self.store.forget_playlist(emotion, playlist_id))
 
 
 class JsonPlaylistIds:

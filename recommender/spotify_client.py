@@ -156,11 +156,13 @@ class SpotifyGateway:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SpotifyGateway | None:
+    def from_settings(
+        cls, settings: Settings, playlist_ids: Callable[[str], PlaylistIds] | None = None
+    ) -> SpotifyGateway | None:
         """A gateway when a client id is configured, else None (local table only)."""
         if not settings.spotify_client_id:
             return None
-        return cls(settings)
+        return cls(settings, playlist_ids=playlist_ids)
 
     @property
     def playlists_enabled(self) -> bool:

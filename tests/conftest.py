@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,15 @@ from moodring.settings import Settings
 from tests.paths import ROOT
 
 SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def user_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's data folder (platformdirs, where the default SQLite store lives) inside the test's folder,
+    for this process and every `moodring` it starts: no test writes into the developer's own home."""
+    folder = tmp_path / "user-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +41,7 @@ def settings(tmp_path: Path, shared_data: Path) -> Settings:
             "MOODRING_CACHE_DIR": str(tmp_path / "cache"),
             "MOODRING_SPOTIFY_TOKEN_CACHE": str(tmp_path / "spotify-token.json"),
             "MOODRING_PLAYLIST_STORE": str(tmp_path / "playlists.json"),
+            "MOODRING_DATABASE_URL": f"sqlite:///{tmp_path / 'moodring.db'}",
         }
     )
 
@@ -52,3 +64,13 @@ def fake_spotify():
 def spotify_settings(fake_spotify, tmp_path: Path, shared_data: Path) -> Settings:
     """Settings with Spotify pointed at `fake_spotify` (logged in), every file in `tmp_path`."""
     return Settings.load(environ=fake_spotify.environ(tmp_path, MOODRING_DATA_DIR=str(shared_data)))
+
+
+@pytest.fixture(autouse=True)
+def _logger_levels() -> Iterator[None]:
+    """Restore the levels `moodring.log.configure_logging` sets, so a CLI run in one test never mutes the next."""
+    names = ("", "moodring", "discord", "discord.http", "spotipy", "urllib3")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

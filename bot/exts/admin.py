@@ -14,15 +14,16 @@ forgets a server's settings when it is removed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 from moodring.bot.exts.mood import STRATEGY_OPTION, OneOf
-from moodring.bot.storage import GuildSettings, user_key
 
 from moodring.errors import StoreUnavailable
+from moodring.store import GuildSettings, discord_user_key
 
 if TYPE_CHECKING:
     from moodring.bot.app import MoodringBot
@@ -175,8 +176,20 @@ class ServerSetup(commands.GroupCog, group_name="moodring", group_description="S
     # ---- joining and leaving servers ---------------------------------------------------------
 
     @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Mark this process's servers as seen, so that the start-up prune of servers left long ago spares them."""
+        await self._touch(guild.id for guild in self.bot.guilds)
+
+    async def _touch(self, guild_ids: Iterable[int]) -> None:
+        try:
+            await self.bot.store.touch_guilds(guild_ids)
+        except StoreUnavailable:
+            pass  # the store logged the outage; the 30-day grace period covers a missed mark
+
+    @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        """One short welcome in the system channel, if the bot may post there; nowhere else."""
+        """Mark the server as seen; one short welcome in its system channel, if the bot may post there."""
+        await self._touch([guild.id])
         channel = guild.system_channel
         if channel is None or not channel.permissions_for(guild.me).send_messages:
             return
@@ -213,7 +226,7 @@ class ConfirmForget(discord.ui.View):
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         """Delete, then say how much was deleted."""
         try:
-            deleted = await self.bot.store.forget_user(user_key(self.user_id))
+            deleted = await self.bot.store.forget_user(discord_user_key(self.user_id))
             text = f"Done: I deleted everything I remembered about you ({deleted} records)."
         except StoreUnavailable:
             text = STORE_DOWN

@@ -18,14 +18,15 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import discord
-from moodring.bot.storage import FeedbackTrack, user_key
 
 from moodring.errors import StoreUnavailable
+from moodring.store import FeedbackTrack, discord_user_key
 
 if TYPE_CHECKING:
     from moodring.bot.answers import Answer
     from moodring.bot.app import MoodringBot
-    from moodring.bot.storage import BotStore
+
+    from moodring.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def reply_view(answer: Answer) -> discord.ui.View | None:
     return view
 
 
-async def remember_reply(store: BotStore, message_id: int, tracks: list[FeedbackTrack]) -> None:
+async def remember_reply(store: Store, message_id: int, tracks: list[FeedbackTrack]) -> None:
     """Keep what a click on `message_id`'s buttons needs; without the store, the buttons answer NO_MEMORY."""
     try:
         await store.set_state(reply_key(message_id), json.dumps([asdict(track) for track in tracks]))
@@ -104,7 +105,7 @@ async def record(bot: MoodringBot, message_id: int, user_id: int, liked: bool) -
         if raw is None:
             return FORGOTTEN
         tracks = [FeedbackTrack(**track) for track in json.loads(raw)]
-        await bot.store.record_feedback(user_key(user_id), tracks, liked)
+        await bot.store.record_feedback(discord_user_key(user_id), tracks, liked)
     except StoreUnavailable:
         return NO_MEMORY
     return THANKS[liked]

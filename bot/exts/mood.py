@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,17 +35,18 @@ from moodring.bot.answers import (
 from moodring.bot.attachments import check_attachment, download, looks_like_image
 from moodring.bot.delivery import InteractionReplies, MessageReplies, Replies
 from moodring.bot.exts.feedback import remember_reply
-from moodring.bot.storage import FeedbackTrack, GuildSettings
 from moodring.emotion import annotate
 from moodring.recommender import STRATEGIES
+from moodring.recommender.history import remember_served, stored_listener
 
 from moodring import EMOTIONS
 from moodring.errors import AttachmentError, ImageError, StoreUnavailable
+from moodring.store import FeedbackTrack, GuildSettings, discord_user_key
 
 if TYPE_CHECKING:
     from moodring.bot.app import MoodringBot
     from moodring.emotion import Analysis, EmotionRecognizer
-    from moodring.recommender import Recommendation, Recommender, Track
+    from moodring.recommender import Listener, Recommendation, Recommender, Track
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,8 @@ def compute_mood(
     image: bytes | None,
     chosen_emotion: str | None,
     strategy: str | None,
-    user_id: int,
+    listener: Listener | None,
+    user_key: str,
     with_picture: bool,
 ) -> MoodResult:
     """Analyse the selfie (if any), recommend for its emotion (or the chosen one), draw the boxes once.
@@ -108,11 +111,18 @@ def compute_mood(
     emotion = chosen_emotion or (analysis.emotion if analysis is not None else None)
     if emotion is None:
         return MoodResult(analysis, None, None)
-    recommendation = recommender.recommend(emotion, k=5, strategy=strategy, user_id=str(user_id), with_playlist=True)
+    recommendation = recommender.recommend(
+        emotion, k=5, strategy=strategy, listener=listener, user_key=user_key, with_playlist=True
+    )
     picture = None
     if with_picture and analysis is not None and analysis.faces:
         picture = annotate(image, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
     return MoodResult(analysis, recommendation, picture)
+
+
+def rated_tracks(tracks: Iterable[Track]) -> list[FeedbackTrack]:
+    """A reply's tracks as its feedback buttons record them."""
+    return [FeedbackTrack(track.id, track.artist, track.valence, track.energy) for track in tracks]
 
 
 class MoodCog(commands.Cog, name="Mood"):
@@ -123,7 +133,6 @@ class MoodCog(commands.Cog, name="Mood"):
         self.settings = bot.settings
         # One accepted request per user per MOODRING_COOLDOWN_SECONDS, keyed by user id (both entry points).
         self.cooldown = commands.CooldownMapping(commands.Cooldown(1, bot.settings.cooldown_seconds), lambda uid: uid)
-        self._song_rows: dict[str, int] | None = None
 
     # ---- entry points ------------------------------------------------------------------------
 
@@ -223,7 +232,7 @@ class MoodCog(commands.Cog, name="Mood"):
                 answer = refusal(SORRY, REFUSED_REACTION)
             sent = await self._deliver(replies, answer, request)
             if sent is not None and answer.tracks:
-                await remember_reply(self.bot.store, sent.id, self.feedback_tracks(answer.tracks))
+                await remember_reply(self.bot.store, sent.id, rated_tracks(answer.tracks))
         finally:
             if slot is not None:
                 slot.release()
@@ -267,33 +276,27 @@ class MoodCog(commands.Cog, name="Mood"):
     async def recommend_for(
         self, user_id: int, image: bytes | None, chosen_emotion: str | None, strategy: str | None, with_picture: bool
     ) -> MoodResult:
-        """The user's answer, computed on a worker thread.
+        """The user's answer, computed on a worker thread, around the user's stored listening history.
 
-        This is the one call the user's listening history goes around: the store's reads (recent tracks,
-        feedback) belong before it and the write of the tracks served after it, on the event loop.
+        The history is read before and the tracks served are written after, on the event loop; while the
+        store is down the answer comes without memory.
         """
-        return await self.bot.work.run(
+        user_key = discord_user_key(user_id)
+        listener = await stored_listener(self.bot.store, user_key, self.settings.recent_memory)
+        result = await self.bot.work.run(
             compute_mood,
             self.bot.recognizer,
             self.bot.recommender,
             image,
             chosen_emotion,
             strategy,
-            user_id,
+            listener,
+            user_key,
             with_picture,
         )
-
-    def feedback_tracks(self, tracks: tuple[Track, ...]) -> list[FeedbackTrack]:
-        """The reply's tracks as the feedback buttons record them, valence and energy from the song table."""
-        table = self.bot.recommender.table
-        if self._song_rows is None:
-            self._song_rows = {str(track_id): row for row, track_id in enumerate(table.ids)}
-        rated = []
-        for track in tracks:
-            row = self._song_rows.get(track.id)
-            if row is not None:
-                rated.append(FeedbackTrack(track.id, track.artist, float(table.valence[row]), float(table.energy[row])))
-        return rated
+        if result.recommendation is not None:
+            await remember_served(self.bot.store, user_key, result.recommendation)
+        return result
 
     async def _deliver(self, replies: Replies, answer: Answer, request: str) -> discord.Message | None:
         try:

@@ -1,25 +1,25 @@
 """Fixtures for the bot's tests: the store the bot is given, the selfie pipeline, bots on the fake Discord.
 
-`open_store(settings)` opens the store on this test's database: today the in-memory double of the store
-contract. To run the same tests on the real store, return `await Store.connect(settings)` with
-`MOODRING_DATABASE_URL` pointing at a SQLite file in `tmp_path` (every open in one test then shares it).
+`open_store(settings)` opens the real store on this test's own SQLite file, so a bot restarted within a test
+finds what the first one stored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from discord.ext.test import factories as facts
 from moodring.bot.app import create_bot
-from moodring.bot.storage import BotStore
 from PIL import Image
 
 from moodring.settings import Settings
-from tests.bot.memory_store import MemoryStore, MemoryTables
+from moodring.store import Store
+from tests.bot.database import Database
 from tests.harness import OfflineDiscord
 from tests.paths import ROOT
 
@@ -27,19 +27,27 @@ SELFIE = ROOT / "examples" / "astronaut.jpg"
 
 
 @pytest.fixture
-def database() -> MemoryTables:
-    """This test's database, shared by every store the test opens (a bot restart keeps it)."""
-    return MemoryTables()
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """This test's SQLite database, migrated, for the bots it starts and for the test to look into."""
+    url = f"sqlite:///{tmp_path / 'moodring.db'}"
+    store = await Store.connect(Settings.load(environ={"MOODRING_DATABASE_URL": url}))
+    await store.close()
+    with Database(tmp_path / "moodring.db", url) as opened:
+        yield opened
 
 
 @pytest.fixture
-def open_store(database: MemoryTables) -> Callable[[Settings], Awaitable[BotStore]]:
-    """Open a store on this test's database with `settings`' defaults."""
+async def open_store(database: Database) -> AsyncIterator[Callable[[Settings], Awaitable[Store]]]:
+    """Open the store on this test's database with `settings`' defaults (a bot restart finds what was stored)."""
+    opened: list[Store] = []
 
-    async def open_(settings: Settings) -> BotStore:
-        return MemoryStore(settings, database)
+    async def open_(settings: Settings) -> Store:
+        opened.append(await Store.connect(dataclasses.replace(settings, database_url=database.url)))
+        return opened[-1]
 
-    return open_
+    yield open_
+    for store in opened:
+        await store.close()
 
 
 def bot_settings(shared: Path, tmp: Path, **overrides: str) -> Settings:

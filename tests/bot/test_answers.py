@@ -21,7 +21,15 @@ ADVERSARIAL_NAMES = [
 
 def _adversarial_tracks() -> list[Track]:
     return [
-        Track(id=f"{n:022d}", name=name, artist=name[::-1], popularity=50, url=f"https://open.spotify.com/track/{n}", valence=0.5, energy=0.5)
+        Track(
+            id=f"{n:022d}",
+            name=name,
+            artist=name[::-1],
+            popularity=50,
+            url=f"https://open.spotify.com/track/{n}",
+            valence=0.5,
+            energy=0.5,
+        )
         for n, name in enumerate(ADVERSARIAL_NAMES)
     ]
 

@@ -141,7 +141,7 @@ async def test_without_the_message_content_intent_the_bot_asks_without_it_and_sa
         world.bot.match_intents_to(await _application(world, discord.ApplicationFlags()))
 
     assert not world.bot.intents.message_content and world.bot.intents.guild_messages
-    [said] = [record for record in caplog.records if record.name.startswith("moodring")]
+    [said] = [record for record in caplog.records if record.name == "moodring.bot.app"]
     assert said.levelno == logging.WARNING and "Message Content" in said.getMessage()
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from moodring.log import REDACTED, configure_logging, redact
 from moodring.settings import Settings
-from tests.paths import ROOT
 
 LOGGERS = ("moodring", "discord", "discord.http", "spotipy", "urllib3")
 DISCORD_TOKEN = "MTE5OTk5.GfakeX.discord-token-for-tests-only"
@@ -104,39 +101,3 @@ def test_every_line_and_traceback_is_redacted() -> None:
     written = stream.getvalue()
     assert "plain-secret-42" not in written and DISCORD_TOKEN not in written
     assert "leaked-in-a-traceback" not in written and "RuntimeError" in written and "secret <redacted>" in written
-
-
-async def test_a_verbose_bot_request_logs_no_secret_and_no_selfie_byte(
-    fake_spotify, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    from moodring.bot.app import create_bot
-    from moodring.emotion import EmotionRecognizer
-    from moodring.recommender import Recommender
-
-    from tests.harness import OfflineDiscord
-
-    monkeypatch.chdir(tmp_path)  # dpytest stores the files the bot uploads in the working directory
-    settings = Settings.load(
-        environ=fake_spotify.environ(
-            tmp_path, MOODRING_DATA_DIR=str(shared_data), DISCORD_TOKEN=DISCORD_TOKEN, MOODRING_COOLDOWN_SECONDS="0"
-        )
-    )
-    stream = io.StringIO()
-    selfie = (ROOT / "examples" / "astronaut.jpg").read_bytes()
-    with plain_root_logger(), Recommender.from_settings(settings) as recommender:
-        configure_logging(verbose=True, settings=settings, stream=stream)  # what `moodring -v bot` does
-        bot = create_bot(settings, EmotionRecognizer.from_settings(settings), recommender)
-        world = await OfflineDiscord.start(bot, channels=1, users=1)
-        try:
-            posted = world.post(world.users[0], [world.host.attachment(selfie, "me.jpg", "image/jpeg")])
-            await world.settle()
-            assert len(world.replies_to(posted)) == 1
-        finally:
-            await world.close()
-    written = stream.getvalue()
-    assert "DEBUG moodring." in written  # -v did raise Moodring's own loggers
-    assert fake_spotify.requests_to("GET", "/v1/tracks/*")  # the Spotify tokens were in play too
-    secrets = [DISCORD_TOKEN, *fake_spotify.issued_secrets()]
-    assert [secret for secret in secrets if secret in written] == []
-    sample = selfie[1000:1024]
-    assert all(form not in written for form in (repr(sample)[2:-1], sample.hex(), base64.b64encode(sample).decode()))

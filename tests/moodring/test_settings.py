@@ -51,3 +51,18 @@ def test_id_lists_accept_commas_and_spaces() -> None:
     assert settings.watch_channels == (11, 22, 33)
     with pytest.raises(ConfigError, match="MOODRING_WATCH_CHANNELS='11,x' is not valid"):
         Settings.load(environ={"MOODRING_WATCH_CHANNELS": "11,x"})
+
+
+def test_fleet_and_database_settings() -> None:
+    settings = Settings.load(environ={"MOODRING_SHARD_COUNT": "4", "MOODRING_SHARD_IDS": "2,3"})
+    assert (settings.shard_count, settings.shard_ids) == (4, (2, 3))
+    for environ, message in (
+        ({"MOODRING_SHARD_IDS": "0"}, "MOODRING_SHARD_IDS needs MOODRING_SHARD_COUNT"),
+        ({"MOODRING_SHARD_COUNT": "2", "MOODRING_SHARD_IDS": "1,2"}, "from 0 to 1, got 1,2"),
+        ({"MOODRING_SHARD_COUNT": "2", "MOODRING_SHARD_IDS": "1,1"}, "distinct"),
+        ({"MOODRING_SHARD_COUNT": "0"}, "MOODRING_SHARD_COUNT must be positive"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Settings.load(environ=environ)
+    url = "postgresql://moodring:pw-secret@db:5432/moodring"
+    assert "pw-secret" not in repr(Settings.load(environ={"MOODRING_DATABASE_URL": url}))

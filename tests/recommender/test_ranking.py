@@ -176,12 +176,6 @@ def test_the_old_ranking_name_still_works_with_a_warning(settings: Settings, tab
         assert old.recommend("happy", ranking="blend") == old.recommend("happy", ranking="varied")
 
 
-def test_the_old_user_id_argument_still_works_with_a_warning(recommender: Recommender):
-    with pytest.deprecated_call():
-        old = recommender.recommend("happy", user_id=7)
-    assert old == recommender.recommend("happy", user_key="7")
-
-
 def test_recommend_is_thread_safe_and_keeps_no_state(recommender: Recommender):
     listeners = [Listener(recent_track_ids=frozenset(reply)) for reply in served_over(recommender, 5, "local:t")]
     calls = [(EMOTIONS[call % 7], listeners[call % 5], f"local:{call % 3}") for call in range(60)]

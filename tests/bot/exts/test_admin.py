@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import discord
 from moodring.bot.exts.admin import NOT_WATCHING, STORE_DOWN, WELCOME
-from moodring.bot.storage import FeedbackTrack
+
+from moodring.store import FeedbackTrack
 
 ADMIN = discord.Permissions(manage_guild=True) | discord.Permissions.text()
 
