@@ -135,15 +135,16 @@ class Settings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
-        """Read settings from `environ` (default: `os.environ`, after loading `.env` if present).
+        """Read settings from `environ` (default: `os.environ`, after loading the `.env` of the folder the command runs
+        in, or of the nearest folder above it: an installed wheel has no project folder of its own to look in).
 
         A value that does not parse is a `ConfigError` naming the variable, never a traceback.
         """
         if environ is None:
             if dotenv:
-                from dotenv import load_dotenv
+                from dotenv import find_dotenv, load_dotenv
 
-                load_dotenv(override=False)
+                load_dotenv(find_dotenv(usecwd=True), override=False)
             environ = os.environ
         values = {}
         for spec in fields(cls):

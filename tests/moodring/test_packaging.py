@@ -35,11 +35,13 @@ class LeanInstall:
     """An empty folder outside the checkout to run commands from."""
     env: dict[str, str]
 
-    def run(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """A command of the venv (`moodring`, `python`) run from `elsewhere`."""
+    def run(
+        self, *args: str, extra_env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A command of the venv (`moodring`, `python`) run from `cwd` (default: `elsewhere`)."""
         return subprocess.run(
             [str(self.venv / "bin" / args[0]), *args[1:]],
-            cwd=self.elsewhere,
+            cwd=cwd or self.elsewhere,
             env=self.env | (extra_env or {}),
             capture_output=True,
             text=True,
@@ -159,3 +161,12 @@ def test_runtime_commands_import_no_training_stack_even_where_it_is_installed(tm
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[0, 0] []"
+
+
+def test_the_installed_command_reads_the_env_file_of_the_folder_it_runs_in(lean: LeanInstall, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"MOODRING_MODEL={tmp_path / 'from-dotenv.tflite'}\n")
+    result = lean.run("moodring", "predict", str(ASTRONAUT), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"moodring: error: model file not found: {tmp_path / 'from-dotenv.tflite'} " + (
+        "(train one with `moodring train`, or set MOODRING_MODEL)"
+    )
