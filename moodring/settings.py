@@ -7,13 +7,16 @@ two in step (a test checks that every field here is named there).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from moodring.errors import ConfigError
-from moodring.models import SHIPPED_TFLITE
+from moodring.models import SHIPPED_NAME, SHIPPED_TFLITE
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 """`../shared/data` beside a source checkout; an installed wheel sets MOODRING_DATA_DIR to train."""
@@ -21,6 +24,24 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def _path(value: str) -> Path:
     return Path(value).expanduser()
+
+
+RENAMED_MODELS = {"moodring-cnn": SHIPPED_NAME}
+"""Shipped model stems renamed on 2026-12-02 (old -> new): a setting naming the old file still works, with a warning."""
+
+
+def _model_path(value: str) -> Path:
+    """MOODRING_MODEL; a missing file under a pre-rename name is taken as its renamed sibling, so an old `.env` keeps
+    serving the same model until it is updated."""
+    path = _path(value)
+    new_stem = RENAMED_MODELS.get(path.stem)
+    if new_stem is None or path.suffix not in {".keras", ".tflite"} or path.exists():
+        return path
+    renamed = path.with_stem(new_stem)
+    if not renamed.is_file():
+        return path
+    log.warning("MOODRING_MODEL=%s: that file is now %s, used instead; update MOODRING_MODEL", path, renamed.name)
+    return renamed
 
 
 def _int(value: str) -> int:
@@ -61,7 +82,7 @@ class Settings:
     # Data and models
     data_dir: Path = _setting("MOODRING_DATA_DIR", DEFAULT_DATA_DIR, _path)
     fer2013: Path | None = _setting("MOODRING_FER2013", None, _path)
-    model: Path = _setting("MOODRING_MODEL", SHIPPED_TFLITE, _path)
+    model: Path = _setting("MOODRING_MODEL", SHIPPED_TFLITE, _model_path)
     runs_dir: Path = _setting("MOODRING_RUNS_DIR", Path("runs"), _path)
     cache_dir: Path = _setting("MOODRING_CACHE_DIR", Path("~/.cache/moodring").expanduser(), _path)
 
@@ -123,15 +144,16 @@ class Settings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
-        """Read settings from `environ` (default: `os.environ`, after loading `.env` if present).
+        """Read settings from `environ` (default: `os.environ`, after loading the `.env` of the folder the command runs
+        in, or of the nearest folder above it: an installed wheel has no project folder of its own to look in).
 
         A value that does not parse is a `ConfigError` naming the variable, never a traceback.
         """
         if environ is None:
             if dotenv:
-                from dotenv import load_dotenv
+                from dotenv import find_dotenv, load_dotenv
 
-                load_dotenv(override=False)
+                load_dotenv(find_dotenv(usecwd=True), override=False)
             environ = os.environ
         values = {}
         for spec in fields(cls):

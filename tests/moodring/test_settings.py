@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +68,29 @@ def test_fleet_and_database_settings() -> None:
             Settings.load(environ=environ)
     url = "postgresql://moodring:pw-secret@db:5432/moodring"
     assert "pw-secret" not in repr(Settings.load(environ={"MOODRING_DATABASE_URL": url}))
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".keras"])
+def test_a_model_setting_under_its_old_name_uses_the_renamed_file_with_one_warning(
+    tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    renamed = tmp_path / f"six-cnn-ensemble{suffix}"
+    renamed.write_bytes(b"model")
+    with caplog.at_level(logging.WARNING, logger="moodring.settings"):
+        settings = Settings.load(environ={"MOODRING_MODEL": str(tmp_path / f"moodring-cnn{suffix}")})
+    assert settings.model == renamed
+    assert [record.getMessage() for record in caplog.records] == [
+        f"MOODRING_MODEL={tmp_path / f'moodring-cnn{suffix}'}: that file is now {renamed.name}, used instead; "
+        "update MOODRING_MODEL"
+    ]
+
+
+def test_a_model_setting_is_kept_as_given_when_no_renamed_file_stands_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "moodring-cnn.tflite"
+    assert Settings.load(environ={"MOODRING_MODEL": str(old)}).model == old  # missing: the model loader says so
+    old.write_bytes(b"model")
+    (tmp_path / "six-cnn-ensemble.tflite").write_bytes(b"model")
+    assert Settings.load(environ={"MOODRING_MODEL": str(old)}).model == old  # still there: it is what was asked for
+    assert not caplog.records
