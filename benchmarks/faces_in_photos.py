@@ -248,12 +248,14 @@ def measure_framing(args: argparse.Namespace, settings: Settings) -> None:
                         ((right + left)[0] / 2 - x) / side,
                         ((right + left)[1] / 2 - y) / side,
                         float(np.hypot(*(left - right))) / side,
+                        float(np.degrees(np.arctan2(*(left - right)[::-1]))),
                     ]
                 )
         medians = np.median(np.array(rows), axis=0)
         print(
             f"{variant}: {len(rows)} of {len(chosen)} faces found; box centre ({medians[0]:.3f}, {medians[1]:.3f}), "
-            f"box side {medians[2]:.3f}, eye centre ({medians[3]:.3f}, {medians[4]:.3f}), eye distance {medians[5]:.3f}"
+            f"box side {medians[2]:.3f}, eye centre ({medians[3]:.3f}, {medians[4]:.3f}), eye distance "
+            f"{medians[5]:.3f}, eye-line roll {medians[6]:.1f} deg (sd {np.std(np.array(rows)[:, 6]):.1f})"
         )
 
 

@@ -54,8 +54,8 @@ class _Variant:
 
 
 VARIANTS: dict[str, _Variant] = {
-    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, FerFraming((0.493, 0.397), 0.366)),
-    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, FerFraming((0.494, 0.399), 0.359)),
+    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, FerFraming((0.492, 0.397), 0.366)),
+    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, FerFraming((0.493, 0.400), 0.361)),
 }
 KEYPOINTS = 6
 """BlazeFace's keypoints, in its order: right eye, left eye (the person's), nose tip, mouth, right ear, left ear."""
