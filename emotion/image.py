@@ -13,6 +13,8 @@ about as cheap as a 3 MP one; then the picture is downscaled once, right after d
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,15 +73,19 @@ def read_image_file(path: Path, max_bytes: int) -> bytes:
     Regular files are refused by size before reading; devices and pipes, which report no size, by
     the bounded read itself. The message says why, not which file: callers put the path in front.
     """
+    limit = f"the {max_bytes / 2**20:.1f} MiB limit (MOODRING_MAX_IMAGE_BYTES)"
     try:
         with open(path, "rb") as file:
+            status = os.fstat(file.fileno())
+            if stat.S_ISREG(status.st_mode) and status.st_size > max_bytes:
+                raise ImageError(f"file is {status.st_size / 2**20:.1f} MiB, more than {limit}")
             data = file.read(max_bytes + 1)
     except IsADirectoryError:
         raise ImageError("is a folder, not a picture") from None
     except OSError as exc:
         raise ImageError(exc.strerror or first_line(exc)) from None
     if len(data) > max_bytes:
-        raise ImageError(f"more than the {max_bytes / 2**20:.1f} MiB limit (MOODRING_MAX_IMAGE_BYTES)")
+        raise ImageError(f"more than {limit}")
     return data
 
 
