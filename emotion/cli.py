@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from moodring.emotion import MIN_PICTURE_SIDE
+
 from moodring.errors import ConfigError, MoodringError
 from moodring.settings import Settings
 
@@ -19,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="read the emotion of every face in one or more pictures",
         description="Read the emotion of every face in one or more pictures. The model loads once for all of "
-        "them; an unreadable picture is reported on stderr, the others are still read, and the exit code is 2.",
+        "them; an unreadable picture is reported on stderr, the others are still read, and the exit code is 2. "
+        f"Pictures smaller than {MIN_PICTURE_SIDE} px on a side are refused: too small to hold a readable face.",
     )
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, BMP, TIFF")
     predict.add_argument("--json", action="store_true", help="print one JSON object per picture (JSON Lines)")
@@ -46,15 +49,6 @@ def _annotation_target(out: Path, image: Path, several: bool, taken: set[Path]) 
     return target, "PNG"
 
 
-def _read(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes; refuses an over-large file before reading it."""
-    if path.is_dir():
-        raise IsADirectoryError("is a folder, not a picture")
-    if path.stat().st_size > max_bytes:
-        raise OSError(f"file is {path.stat().st_size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.1f} MiB limit")
-    return path.read_bytes()
-
-
 def _describe(path: Path, analysis) -> str:
     if not analysis.faces:
         return f"{path}: no face found"
@@ -78,13 +72,14 @@ def run_predict(args: argparse.Namespace) -> int:
             raise ConfigError(f"--annotate {args.annotate}: use a .png, .jpg or .webp file name")
     settings = Settings.load()
     from moodring.emotion import EmotionRecognizer, annotate
+    from moodring.emotion.image import read_image_file
 
     recognizer = EmotionRecognizer.from_settings(settings)
     failures = 0
     annotated: set[Path] = set()
     for path in args.images:
         try:
-            data = _read(path, settings.max_image_bytes)
+            data = read_image_file(path, settings.max_image_bytes)
             analysis = recognizer.analyze(data)
             if args.annotate is not None:
                 target, image_format = _annotation_target(args.annotate, path, several, annotated)

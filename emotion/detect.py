@@ -32,29 +32,42 @@ DATA_DIR = Path(str(resources.files(__package__))) / "data"
 
 
 @dataclass(frozen=True)
+class FerFraming:
+    """Where a model's eye keypoints land in FER2013's crops, in crop sides (0 = left/top edge, 1 = right/bottom).
+
+    Measured by `python benchmarks/faces_in_photos.py --measure-framing`: medians over 3,000 upscaled
+    Training and PublicTest faces. Cropping a detected face so that its eyes land at the same places
+    gives the model faces framed as in training.
+    """
+
+    eye_centre: tuple[float, float]
+    eye_distance: float
+
+
+@dataclass(frozen=True)
 class _Variant:
     file: str
     input_size: int
     strides: tuple[int, ...]
     anchors_per_cell: int
-    # FER2013 framing, measured on PrivateTest faces (benchmarks/face_detectors.py): a FER crop's
-    # side is the detector's box side divided by `box_to_crop`, its centre `centre_shift` crop
-    # sides above the box's centre. Cropping the same way gives the model faces framed as in training.
-    box_to_crop: float
-    centre_shift: float
+    framing: FerFraming
 
 
 VARIANTS: dict[str, _Variant] = {
-    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.838, 0.077),
-    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, 0.86, 0.037),
+    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, FerFraming((0.492, 0.397), 0.366)),
+    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, FerFraming((0.493, 0.400), 0.361)),
 }
+KEYPOINTS = 6
+"""BlazeFace's keypoints, in its order: right eye, left eye (the person's), nose tip, mouth, right ear, left ear."""
 
 
 @dataclass(frozen=True)
 class Detection:
-    """A face box in the pixels of the image given to the detector, its confidence, and its crop.
+    """A face box in the pixels of the image given to the detector, its confidence, and its eyes.
 
-    `crop` is the square (x, y, side) framing the face as FER2013's crops do: what to classify.
+    `right_eye` and `left_eye` are the person's (so `right_eye` is on the image's left in a frontal
+    face): they turn the face upright and frame it. `framing` is that of the model that found the
+    face: each model places its keypoints in its own way.
     """
 
     x: float
@@ -62,7 +75,9 @@ class Detection:
     w: float
     h: float
     score: float
-    crop: tuple[float, float, float]
+    right_eye: tuple[float, float]
+    left_eye: tuple[float, float]
+    framing: FerFraming
 
 
 def _anchors(variant: _Variant) -> np.ndarray:
@@ -120,28 +135,30 @@ class BlazeFaceDetector:
         input_index, boxes_index, scores_index = self._local.indices
         interpreter.set_tensor(input_index, letterboxed[np.newaxis])
         interpreter.invoke()
-        raw_boxes = interpreter.get_tensor(boxes_index)[0, :, :4]
+        raw = interpreter.get_tensor(boxes_index)[0, :, : 4 + 2 * KEYPOINTS]
         raw_scores = interpreter.get_tensor(scores_index)[0, :, 0]
 
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
         keep = scores > self.min_score
         if not keep.any():
             return []
-        centres = raw_boxes[keep, :2] / size + self._anchors[keep]
-        sizes = raw_boxes[keep, 2:4] / size
-        corners = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) * size
-        corners -= (left, top, left, top)  # undo the letterbox, then the scaling
-        corners /= scale
+        anchors = self._anchors[keep]
+        centres = raw[keep, :2] / size + anchors
+        sizes = raw[keep, 2:4] / size
+        keypoints = raw[keep, 4:].reshape(-1, KEYPOINTS, 2) / size + anchors[:, None]
+        # Box corners then keypoints, as (x, y) pairs in the letterbox's [0, 1] coordinates.
+        points = np.concatenate(
+            [centres - sizes / 2, centres + sizes / 2, keypoints.reshape(-1, 2 * KEYPOINTS)], axis=1
+        )
+        points = (points * size - (left, top) * (2 + KEYPOINTS)) / scale  # undo the letterbox, then the scaling
         detections = []
-        for box, score in _weighted_nms(corners, scores[keep]):
-            x0, y0 = max(0.0, box[0]), max(0.0, box[1])
-            x1, y1 = min(float(width), box[2]), min(float(height), box[3])
+        for merged, score in _weighted_nms(points, scores[keep]):
+            x0, y0 = max(0.0, merged[0]), max(0.0, merged[1])
+            x1, y1 = min(float(width), merged[2]), min(float(height), merged[3])
             if x1 > x0 and y1 > y0:
-                side = float(box[2] - box[0] + box[3] - box[1]) / 2 / self.variant.box_to_crop
-                centre_x = float(box[0] + box[2]) / 2
-                centre_y = float(box[1] + box[3]) / 2 - self.variant.centre_shift * side
-                crop = (centre_x - side / 2, centre_y - side / 2, side)
-                detections.append(Detection(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score, crop))
+                right_eye, left_eye = (float(merged[4]), float(merged[5])), (float(merged[6]), float(merged[7]))
+                box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+                detections.append(Detection(*box, score, right_eye, left_eye, self.variant.framing))
         return detections
 
 
@@ -178,17 +195,18 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def _weighted_nms(corners: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, float]]:
-    """MediaPipe's blending NMS: each face's box is the score-weighted mean of its overlapping boxes."""
+def _weighted_nms(points: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's blending NMS on (box corners, keypoints) rows: each face's box and keypoints are the
+    score-weighted mean of those of its overlapping boxes."""
     order = np.argsort(-scores)
-    corners, scores = corners[order], scores[order]
+    points, scores = points[order], scores[order]
     merged = []
     remaining = np.arange(len(scores))
     while remaining.size:
         best = remaining[0]
-        overlap = _iou(corners[best], corners[remaining]) > NMS_IOU
+        overlap = _iou(points[best, :4], points[remaining, :4]) > NMS_IOU
         cluster = remaining[overlap]
         weights = scores[cluster][:, None]
-        merged.append(((corners[cluster] * weights).sum(axis=0) / weights.sum(), float(scores[best])))
+        merged.append(((points[cluster] * weights).sum(axis=0) / weights.sum(), float(scores[best])))
         remaining = remaining[~overlap]
     return merged

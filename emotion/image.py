@@ -1,20 +1,28 @@
-"""Decode untrusted image bytes into one small RGB array, safely, in memory.
+"""Read and decode untrusted image files into one small RGB array, safely, in memory.
 
-Every check that can be made from the header (size in bytes, format, pixel count) is made
-before any pixel is decoded, so a decompression bomb costs nothing. JPEGs are decoded at a
-reduced scale by libjpeg itself (`draft`), which makes a 12 MP photo about as cheap as a 3 MP
-one; then the picture is downscaled once, right after decoding.
+Reading never takes more than the size limit plus one byte from any path (a device or a pipe
+reports no size, so the read itself is bounded). Every check that can be made from the header
+(size in bytes, format, pixel count, too few pixels for a face) is made before any pixel is
+decoded, so a decompression bomb costs nothing. Decoding is strict: the one full decode runs
+first, and any error in it refuses the picture. (Pillow remembers a failed decode and lets a
+second `load()` return quietly with half a picture, which is why nothing may decode before it.)
+JPEGs are decoded at a reduced scale by libjpeg itself (`draft`), which makes a 12 MP photo
+about as cheap as a 3 MP one; then the picture is downscaled once, right after decoding.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from moodring.emotion import MIN_PICTURE_SIDE
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from moodring.errors import ImageError, first_line
 
@@ -39,6 +47,8 @@ TRANSPOSE_FOR_ORIENTATION = {
 # Pillow warns (it does not refuse) between its own 89 MP and 179 MP limits; as an error it reaches
 # the `DecompressionBombError` handling below instead of printing a warning mid-output.
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# Pillow's default, restated because decoding must stay strict: a truncated file is refused, never padded.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,28 @@ class WorkingImage:
     def scale(self) -> float:
         """Original pixels per working pixel, to report boxes in the caller's coordinates."""
         return self.width / self.rgb.shape[1]
+
+
+def read_image_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the picture file at `path`, reading at most `max_bytes + 1`; `ImageError` with one line if not.
+
+    Regular files are refused by size before reading; devices and pipes, which report no size, by
+    the bounded read itself. The message says why, not which file: callers put the path in front.
+    """
+    limit = f"the {max_bytes / 2**20:.1f} MiB limit (MOODRING_MAX_IMAGE_BYTES)"
+    try:
+        with open(path, "rb") as file:
+            status = os.fstat(file.fileno())
+            if stat.S_ISREG(status.st_mode) and status.st_size > max_bytes:
+                raise ImageError(f"file is {status.st_size / 2**20:.1f} MiB, more than {limit}")
+            data = file.read(max_bytes + 1)
+    except IsADirectoryError:
+        raise ImageError("is a folder, not a picture") from None
+    except OSError as exc:
+        raise ImageError(exc.strerror or first_line(exc)) from None
+    if len(data) > max_bytes:
+        raise ImageError(f"more than {limit}")
+    return data
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> WorkingImage:
@@ -82,19 +114,24 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int)
                 f"image is {width}x{height} ({width * height / 1e6:.0f} MP), more than the "
                 f"{max_pixels / 1e6:g} MP limit: refused as a possible decompression bomb"
             )
-        try:
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-        except Exception:  # unreadable EXIF only costs us the orientation, not the picture
-            orientation = 1
+        if min(width, height) < MIN_PICTURE_SIDE:
+            raise ImageError(
+                f"image is {width}x{height}: too small to hold a readable face "
+                f"(at least {MIN_PICTURE_SIDE} px on each side)"
+            )
         if image.format == "JPEG" or image.format == "MPO":
             # Largest libjpeg reduction (1/2, 1/4, 1/8) that keeps the longer side >= max_side.
             factor = max(1, max(width, height) // max_side)
             image.draft("RGB", (max(1, width // factor), max(1, height // factor)))
         try:
-            image.load()
+            image.load()  # the first and only decode: see the module docstring
             upright = _to_rgb(image)
         except Exception as exc:  # truncated data, bad Huffman tables, broken zlib streams...
             raise ImageError(f"cannot decode the image (truncated or corrupt): {first_line(exc)}") from None
+        try:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        except Exception:  # unreadable EXIF only costs us the orientation, not the picture
+            orientation = 1
 
     transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
     if transpose is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from moodring.emotion.classify import FACE_SIZE, EmotionClassifier
-from moodring.emotion.detect import FaceDetector
+from moodring.emotion.detect import Detection, FaceDetector
 from moodring.emotion.image import decode_image
 
 from moodring import EMOTIONS
@@ -111,7 +111,7 @@ class EmotionRecognizer:
         else:
             detections = sorted(self.detector.detect(working.rgb), key=lambda d: d.x)
             boxes = [(d.x, d.y, d.w, d.h) for d in detections]
-            crops = [_crop_square(gray, d.crop) for d in detections]
+            crops = [_aligned_face(gray, d) for d in detections]
         if not crops:
             return Analysis([], None, working.width, working.height)
 
@@ -138,19 +138,36 @@ class EmotionRecognizer:
         return (both[: len(faces)] + both[len(faces) :]) / 2
 
 
-def _crop_square(gray: np.ndarray, square: tuple[float, float, float]) -> np.ndarray:
-    """The square (x, y, side) of `gray` as a 48x48 face, edges replicated where it leaves the image."""
-    x, y, side = square
-    side_px = max(1, round(side))
-    x0, y0 = round(x), round(y)
-    height, width = gray.shape
-    patch = gray[max(0, y0) : min(height, y0 + side_px), max(0, x0) : min(width, x0 + side_px)]
-    top, left = max(0, -y0), max(0, -x0)
-    bottom, right = side_px - top - patch.shape[0], side_px - left - patch.shape[1]
-    if top or left or bottom or right:
-        patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    shrinking = side_px > FACE_SIZE
-    return cv2.resize(patch, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+def _aligned_face(gray: np.ndarray, face: Detection) -> np.ndarray:
+    """The face turned upright by its eye line and framed as FER2013 frames faces, as a 48x48 crop.
+
+    The eyes alone set the frame: their line gives the roll, their distance the scale and their
+    midpoint the position, each where it lies in FER2013's crops (`FerFraming`). Eyes turn with the
+    head, where the detector's axis-aligned box shrinks and shifts as the head rolls. One affine warp
+    (rotation, scale, translation) from the working image, edges replicated where the crop leaves the
+    picture; a face much larger than 48 px is warped to 2-4 times 48 px and then area-averaged, since
+    one bilinear warp that far down would alias.
+    """
+    right_eye, left_eye = np.array(face.right_eye), np.array(face.left_eye)
+    along = left_eye - right_eye  # the face's "right" in the image: +x for an upright face
+    eye_distance = float(np.hypot(*along))
+    if eye_distance < 1e-6:  # both keypoints on one spot: no roll to undo, scale from the box
+        along, eye_distance = np.array([1.0, 0.0]), max(face.w, face.h) * face.framing.eye_distance
+    else:
+        along = along / eye_distance
+    across = np.array([-along[1], along[0]])  # the face's "down"
+    side = eye_distance / face.framing.eye_distance
+    eye_x, eye_y = face.framing.eye_centre
+    centre = (right_eye + left_eye) / 2 + ((0.5 - eye_x) * along + (0.5 - eye_y) * across) * side
+
+    steps = int(min(4, max(1, side // FACE_SIZE)))
+    out = FACE_SIZE * steps
+    rotation = np.stack([along, across]) * (out / side)  # image offsets -> crop pixels
+    # Pixel centres sit at +0.5 in the detector's continuous coordinates, at integers in OpenCV's.
+    shift = rotation @ (0.5 - centre) + out / 2 - 0.5
+    warp = np.hstack([rotation, shift[:, None]])
+    crop = cv2.warpAffine(gray, warp, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop if steps == 1 else cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
 
 
 def _original_box(box: tuple[float, float, float, float], scale: float, width: int, height: int):

@@ -11,7 +11,9 @@ import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moodring.errors import MoodringError
+from moodring.emotion import MIN_PICTURE_SIDE
+
+from moodring.errors import ImageError, MoodringError
 from moodring.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recommend = subparsers.add_parser(
         "recommend",
         help="tracks (and a Spotify playlist) for an emotion or a selfie",
-        description="Recommend tracks for the emotion on a selfie, or for an emotion given by name.",
+        description="Recommend tracks for the emotion on a selfie, or for an emotion given by name. Selfies "
+        f"smaller than {MIN_PICTURE_SIDE} px on a side are refused: too small to hold a readable face.",
     )
     source = recommend.add_mutually_exclusive_group(required=True)
     source.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="a selfie (read in memory only)")
@@ -54,18 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _emotion_of_selfie(path: Path, settings: Settings) -> str:
-    """The selfie pipeline's verdict; the image bytes stay in memory."""
+    """The selfie pipeline's verdict; the image bytes stay in memory. Image errors name the file."""
     from moodring.emotion import EmotionRecognizer
+    from moodring.emotion.image import read_image_file
 
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise MoodringError(f"cannot read {path}: {exc.strerror}") from None
-    if size > settings.max_image_bytes:
-        raise MoodringError(
-            f"{path} is {size:,} bytes; the limit is {settings.max_image_bytes:,} (MOODRING_MAX_IMAGE_BYTES)"
-        )
-    emotion = EmotionRecognizer.from_settings(settings).analyze(path.read_bytes()).emotion
+        data = read_image_file(path, settings.max_image_bytes)
+        emotion = EmotionRecognizer.from_settings(settings).analyze(data).emotion
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
     if emotion is None:
         raise MoodringError(f"no face found in {path}; try a clearer selfie, or pass --emotion NAME")
     return emotion

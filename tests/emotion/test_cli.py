@@ -22,6 +22,8 @@ ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
 BAD_FILES = {
     "empty": "empty.jpg",
     "truncated jpeg": "truncated.jpg",
+    "corrupted IDAT png": "damaged.png",
+    "8x8 picture": "icon.png",
     "text renamed .jpg": "notes.jpg",
     "decompression bomb (64 MP of zeros)": "bomb.png",
     "unsupported format (PCX)": "scan.pcx",
@@ -60,6 +62,9 @@ def bad_corpus(tmp_path: Path) -> dict[str, Path]:
         corpus[kind] = tmp_path / name
         corpus[kind].write_bytes(bad_inputs()[kind][0])
     corpus["missing"] = tmp_path / "gone.jpg"
+    corpus["folder"] = tmp_path / "album"
+    corpus["folder"].mkdir()
+    corpus["device"] = Path("/dev/zero")
     return corpus
 
 
@@ -87,6 +92,10 @@ def test_bad_inputs_each_get_one_line_and_the_good_one_is_still_read(
     assert "No such file" in reasons["missing"]
     assert "empty" in reasons["empty"]
     assert "truncated" in reasons["truncated jpeg"]
+    assert "truncated or corrupt" in reasons["corrupted IDAT png"]
+    assert "too small to hold a readable face" in reasons["8x8 picture"]
+    assert "is a folder, not a picture" in reasons["folder"]
+    assert "more than the 20.0 MiB limit" in reasons["device"]
     assert "not an image" in reasons["text renamed .jpg"]
     assert "decompression bomb" in reasons["decompression bomb (64 MP of zeros)"]
     assert "unsupported image format PCX" in reasons["unsupported format (PCX)"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
+import threading
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
-from moodring.emotion.image import ImageError, decode_image
+from moodring.emotion.image import ImageError, decode_image, read_image_file
 from PIL import Image
 
 from tests.paths import ROOT
@@ -37,6 +40,23 @@ def png_bomb(width: int, height: int, rows_to_compress: int | None = None) -> by
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
+def corrupted_idat_png() -> bytes:
+    """A 256x256 noise PNG whose IDAT has 8 KB of random bytes in its middle, CRC made valid again:
+    only the zlib stream is broken, as with a damaged download."""
+    rng = np.random.default_rng(0)
+    data = bytearray(encoded(Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)), "PNG"))
+    position = 8  # after the signature
+    while data[position + 4 : position + 8] != b"IDAT":
+        position += 12 + struct.unpack(">I", data[position : position + 4])[0]
+    length = struct.unpack(">I", data[position : position + 4])[0]
+    middle = position + 8 + length // 2
+    data[middle - 4096 : middle + 4096] = rng.integers(0, 256, 8192, dtype=np.uint8).tobytes()
+    data[position + 8 + length : position + 12 + length] = struct.pack(
+        ">I", zlib.crc32(data[position + 4 : position + 8 + length])
+    )
+    return bytes(data)
+
+
 @functools.cache
 def bad_inputs() -> dict[str, tuple[bytes, str]]:
     """(bytes, words the error must contain) for each kind of bad input the issue names."""
@@ -44,6 +64,8 @@ def bad_inputs() -> dict[str, tuple[bytes, str]]:
     return {
         "empty": (b"", "empty"),
         "truncated jpeg": (jpeg[: len(jpeg) // 2], "truncated"),
+        "corrupted IDAT png": (corrupted_idat_png(), "truncated or corrupt"),
+        "8x8 picture": (encoded(Image.new("RGB", (8, 8), (120, 90, 80)), "PNG"), "too small to hold a readable face"),
         "text renamed .jpg": (b"just some text, not a picture\n" * 20, "not an image"),
         "decompression bomb (64 MP of zeros)": (png_bomb(8000, 8000), "decompression bomb"),
         "header claiming 400 MP": (png_bomb(20000, 20000, rows_to_compress=2), "decompression bomb"),
@@ -127,3 +149,49 @@ STORE_FOR_ORIENTATION = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_270,
 }
+
+
+def test_reading_a_device_stops_at_the_limit_plus_one_byte() -> None:
+    with pytest.raises(ImageError, match="more than the 1.0 MiB limit"):
+        read_image_file(Path("/dev/zero"), max_bytes=2**20)
+
+
+def test_reading_a_folder_or_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="^is a folder, not a picture$"):
+        read_image_file(tmp_path, max_bytes=2**20)
+    with pytest.raises(ImageError, match="^No such file or directory$"):
+        read_image_file(tmp_path / "gone.jpg", max_bytes=2**20)
+
+
+def test_reading_an_over_large_file_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * (2**20 + 1))
+    with pytest.raises(ImageError, match="limit"):
+        read_image_file(big, max_bytes=2**20)
+    assert read_image_file(ASTRONAUT, max_bytes=2**20) == ASTRONAUT.read_bytes()
+
+
+@pytest.mark.parametrize("size, refused", [(2**16, False), (2**20, True)])
+def test_reading_a_pipe_is_bounded(tmp_path: Path, size: int, refused: bool) -> None:
+    fifo = tmp_path / "selfie.fifo"
+    os.mkfifo(fifo)
+    written = []
+
+    def writer() -> None:
+        with open(fifo, "wb") as pipe:
+            try:
+                written.append(pipe.write(b"\x00" * size))
+            except BrokenPipeError:  # the reader stopped at its limit and closed the pipe
+                written.append(None)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        if refused:
+            with pytest.raises(ImageError, match="limit"):
+                read_image_file(fifo, max_bytes=2**16)
+        else:
+            assert len(read_image_file(fifo, max_bytes=2**16)) == size
+    finally:
+        thread.join(timeout=10)
+    assert not thread.is_alive()
