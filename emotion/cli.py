@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read the emotion of every face in one or more pictures. The model loads once for all of "
         "them; an unreadable picture is reported on stderr, the others are still read, and the exit code is 2.",
     )
-    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, BMP, TIFF")
+    predict.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF"
+    )
     predict.add_argument("--json", action="store_true", help="print one JSON object per picture (JSON Lines)")
     predict.add_argument(
         "--annotate",
