@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "them; an unreadable picture is reported on stderr, the others are still read, and the exit code is 2. "
         f"Pictures smaller than {MIN_PICTURE_SIDE} px on a side are refused: too small to hold a readable face.",
     )
-    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, BMP, TIFF")
+    predict.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF"
+    )
     predict.add_argument("--json", action="store_true", help="print one JSON object per picture (JSON Lines)")
     predict.add_argument(
         "--annotate",

@@ -22,9 +22,10 @@ import numpy as np
 from moodring.emotion.litert import new_interpreter
 
 from moodring.errors import ModelError
+from moodring.settings import Settings
 
-MIN_SCORE = 0.5
-"""MediaPipe's default detection confidence."""
+MIN_SCORE = Settings.face_min_score
+"""The detection confidence a face needs, unless a caller gives its own: `MOODRING_FACE_MIN_SCORE`'s default."""
 NMS_IOU = 0.3
 """Boxes overlapping more than this are one face; their coordinates are blended by score."""
 RAW_SCORE_LIMIT = 80.0

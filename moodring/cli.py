@@ -8,6 +8,7 @@ Logging is configured here and nowhere else (`moodring.log`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose and "tensorflow" not in sys.modules:  # TensorFlow reads it once, when it is first imported
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     try:
         configure_logging(verbose=args.verbose, settings=Settings.load())
         return int(args.handler(args) or 0)

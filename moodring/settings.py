@@ -91,7 +91,7 @@ class Settings:
     max_image_pixels: int = _setting("MOODRING_MAX_IMAGE_PIXELS", 40_000_000, _int)
     working_max_side: int = _setting("MOODRING_WORKING_MAX_SIDE", 1024, _int)
     tight_crop_max_side: int = _setting("MOODRING_TIGHT_CROP_MAX_SIDE", 96, _int)
-    face_min_score: float = _setting("MOODRING_FACE_MIN_SCORE", 0.5, _float)
+    face_min_score: float = _setting("MOODRING_FACE_MIN_SCORE", 0.5, _float)  # MediaPipe's default confidence
     # Off: the shipped model averages its own test-time views (`moodring ensemble --views`); on for a bare net.
     flip_average: bool = _setting("MOODRING_FLIP_AVERAGE", False, _bool)
 

@@ -1,8 +1,13 @@
-"""Shared fixtures: real data from ../shared, settings isolated from the developer's own .env."""
+"""Shared fixtures: real data from ../shared, settings isolated from the developer's own .env.
+
+The session also checks that the tests left the checkout as they found it: everything they write belongs under
+`tmp_path` (runs, caches, token files), and a file that appears in the checkout fails the run.
+"""
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +17,50 @@ from moodring.settings import Settings
 from tests.paths import ROOT
 
 SHARED = ROOT.parent / "shared"
+# What may appear in the checkout while the tests run: Python's and pytest's caches, and virtual environments.
+HARMLESS_PARTS = ("__pycache__", ".pytest_cache")
+HARMLESS_PREFIXES = (".venv",)
+CHECKOUT_BEFORE = pytest.StashKey[set[str] | None]()
+
+
+def checkout_status() -> set[str] | None:
+    """`git status --porcelain --ignored` of the checkout, less harmless caches; None outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    entries = set()
+    for line in result.stdout.splitlines():
+        parts = Path(line[3:].strip('"')).parts
+        if any(part in HARMLESS_PARTS for part in parts) or parts[0].startswith(HARMLESS_PREFIXES):
+            continue
+        entries.add(line)
+    return entries
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note what the checkout holds before any test runs."""
+    if not hasattr(session.config, "workerinput"):  # the controlling process only, under pytest-xdist
+        session.config.stash[CHECKOUT_BEFORE] = checkout_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left a file in the checkout (`git status --porcelain --ignored` shows it)."""
+    before = session.config.stash.get(CHECKOUT_BEFORE, None)
+    after = checkout_status() if before is not None else None
+    if before is None or after is None or after <= before:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_sep("!", "the tests wrote into the checkout: use tmp_path (the run fails)", red=True, bold=True)
+        for entry in sorted(after - before):
+            reporter.write_line(f"  {entry}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from moodring.models import SHIPPED_KERAS
 from moodring.training import CNN_WIDTHS, DEFAULT_EPOCHS, MODELS
+from moodring.training.data import SPLITS
 
+from moodring import tensorflow_logs
 from moodring.errors import ConfigError
 from moodring.settings import Settings, parse_int_list
 
 if TYPE_CHECKING:
     from moodring.training.models import View
-
-SPLIT_CHOICES = ("Training", "PublicTest", "PrivateTest")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -117,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="measure a model on a FER2013 split")
     evaluate.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
-    evaluate.add_argument("--split", choices=SPLIT_CHOICES, default="PrivateTest")
+    evaluate.add_argument("--split", choices=SPLITS, default="PrivateTest")
     evaluate.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
     evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object")
     evaluate.add_argument(
@@ -141,7 +141,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _needs_training_extra(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Training commands need TensorFlow and matplotlib, which the lean install leaves out: say how to get them."""
+    """Training commands need TensorFlow and matplotlib, which the lean install leaves out: say how to get them.
+
+    They also start TensorFlow, whose C++ start-up lines are dropped from stderr unless `-v` asks for them.
+    """
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
@@ -151,7 +154,10 @@ def _needs_training_extra(handler: Callable[[argparse.Namespace], int]) -> Calla
                 f"`moodring {args.command}` needs {' and '.join(missing)}: "
                 'install the training extra with `pip install "moodring[train]"`'
             )
-        return handler(args)
+        if args.verbose:
+            return handler(args)
+        with tensorflow_logs.dropped():
+            return handler(args)
 
     return run
 
@@ -211,66 +217,21 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
-    """Handler of `moodring ensemble`: PublicTest only, so PrivateTest stays unseen until the final report."""
+    """Handler of `moodring ensemble`."""
     settings = Settings.load()
-    import numpy as np
     from moodring.training.data import load_fer2013
-    from moodring.training.evaluate import metrics_from_probabilities, plot_history, predict_probabilities
-    from moodring.training.models import build_ensemble, load_model
+    from moodring.training.ensemble import make_ensemble, member_histories
 
-    if args.curves:
-        labels = [path.parent.name for path in args.members]
-        if len(set(labels)) < len(labels):  # e.g. runs/a/cnn and runs/b/cnn: their curves would overwrite each other
-            labels = [str(path.parent) for path in args.members]
-        histories = {label: path.parent / "history.csv" for label, path in zip(labels, args.members, strict=True)}
-        missing = [str(history) for history in histories.values() if not history.is_file()]
-        if missing:
-            raise ConfigError(f"--curves: no training history at {', '.join(missing)}")
-    if args.out.suffix != ".keras":
+    if args.out.suffix != ".keras":  # these two before the dataset loads and TensorFlow starts
         raise ConfigError(f"--out must end in .keras, not {args.out.name!r}")
-    members = [load_model(path) for path in args.members]
-    # Built first: it refuses unusable members and views before any evaluation.
-    model = build_ensemble(members, args.views, args.half_storage)
-    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
-    flip_average = settings.flip_average  # as the selfie pipeline will run it
-    how = f" on view(s) {','.join(str(view) for view in args.views)}"
-    how += " (face + mirror averaged)" if flip_average else ""
-    how += ", float16 weights" if args.half_storage else ""
-    # The ensemble averages every member over the same views, so its output is the mean of the members'
-    # view-averaged outputs: scoring each member this way costs no extra pass and shows what each one brings.
-    member_probabilities = []
-    learnt = [_learnt_public_test(path) for path in args.members]
-    for path, member, seen in zip(args.members, members, learnt, strict=True):
-        member_views = build_ensemble([member], args.views, args.half_storage)
-        member_probabilities.append(predict_probabilities(member_views, data.val.images, flip_average))
-        accuracy = metrics_from_probabilities(member_probabilities[-1], data.val.labels, "PublicTest")["accuracy"]
-        print(f"{path}: PublicTest accuracy {accuracy:.4f}{how}{LEARNT_NOTE if seen else ''}")
-    ensemble_probabilities = np.mean(member_probabilities, axis=0)
-    accuracy = metrics_from_probabilities(ensemble_probabilities, data.val.labels, "PublicTest")["accuracy"]
-    how += LEARNT_NOTE if any(learnt) else ""
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.out)
     if args.curves:
-        plot_history(histories, args.curves, f"ensemble members ({args.out.name})")
-    print(
-        f"{args.out}: ensemble of {len(members)} x {len(args.views)} view(s), {model.count_params():,} parameters, "
-        f"PublicTest accuracy {accuracy:.4f}{how}"
-    )
+        member_histories(args.members)
+    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
+    for line in make_ensemble(
+        args.members, args.out, data, args.views, args.half_storage, settings.flip_average, args.curves
+    ):
+        print(line)
     return 0
-
-
-LEARNT_NOTE = " [trained on PublicTest (--final): this measures memory, not accuracy]"
-
-
-def _learnt_public_test(model_path: Path) -> bool:
-    """Whether the model's run folder says it was trained with --final, i.e. on PublicTest too."""
-    from moodring.training.data import FINAL_TRAINING
-
-    metrics = model_path.parent / "metrics.json"
-    try:
-        return json.loads(metrics.read_text()).get("trained_on") == FINAL_TRAINING
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def run_members(args: argparse.Namespace) -> int:
@@ -290,10 +251,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of `moodring evaluate`."""
     settings = Settings.load()
     from moodring.training.data import load_fer2013
+
+    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)  # before TensorFlow starts
     from moodring.training.evaluate import evaluate, plot_confusion
     from moodring.training.models import load_model
 
-    data = load_fer2013(args.data or settings.fer2013_path, cache_dir=settings.cache_dir)
     model_path = args.model_path or SHIPPED_KERAS
     model = load_model(model_path)
     flip_average = settings.flip_average if args.flip_average is None else args.flip_average

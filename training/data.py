@@ -39,11 +39,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def class_counts(self) -> dict[str, int]:
-        """How many faces of each emotion, for reports and sanity checks."""
-        counts = np.bincount(self.labels, minlength=len(EMOTIONS))
-        return {name: int(n) for name, n in zip(EMOTIONS, counts, strict=False)}
-
 
 @dataclass(frozen=True)
 class Fer2013:

@@ -173,7 +173,7 @@ def build_residual_cnn(
 
     Each stage is a conv-BN-ReLU that sets its width, then a two-conv residual block: 12 convolutions
     where the VGG-style member has 8. At three-quarters of the width it runs about as fast
-    (training/EXPERIMENTS.md, session 20), so it can stand in for a member of the shipped ensemble
+    (run res-61, training/EXPERIMENTS.md), so it can stand in for a member of the shipped ensemble
     and, built differently, may err differently from the VGG-style members.
     """
     inputs = keras.Input((input_size, input_size, 1), name="face")

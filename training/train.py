@@ -1,4 +1,17 @@
-"""Train a Moodring model on FER2013: augmentation, Adam, cosine schedule, resumable.
+"""The training recipe of Moodring's emotion models, top to bottom, in the manner of keras.io's "Image
+classification from scratch":
+
+1. `TrainConfig`: batch 64, Adam at 1e-3, 2 warm-up epochs, label smoothing 0.1, the seed, and the model family,
+   whose widths and epochs come from `moodring.training` (so the command line can list them without TensorFlow).
+2. Data: `training_split` (Training, or Training + PublicTest for a final run), `augmentation` (Keras
+   preprocessing layers: flip, rotation, zoom, shift, erasing), `mixing` (MixUp or CutMix, off by default),
+   `make_dataset` (tf.data batches in [0, 1]).
+3. Targets: one-hot labels, or `distillation_targets` that blend in a teacher's probabilities.
+4. Model: `build` (the architectures are in `training.models`) and `compile_model` (Adam on a warm-up then
+   cosine schedule, categorical cross-entropy with label smoothing).
+5. `train`: `fit` with callbacks (the best PublicTest checkpoint, resumable backups, wall clock, history), the
+   float32 `model.keras`, and `report` (PrivateTest, once).
+6. The bookkeeping that lets an interrupted run go on where it stopped.
 
 A run folder holds everything a run produces: `best.keras` (selected on PublicTest; its epoch and
 score in `best.json`), `model.keras` (float32, for inference), `history.csv`, `curves.png`,
@@ -50,6 +63,9 @@ BACKUP, FROZEN_BACKUP, FROZEN_HEAD = "backup", "backup-frozen", "frozen.weights.
 TEACHER_CACHE = "teacher_probabilities.npz"  # the teacher's outputs, so that --resume skips them
 
 
+# ## 1. Configuration: every number of the recipe, with its default
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run; saved as config.json so a run can be reproduced."""
@@ -95,8 +111,8 @@ def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
     """'auto' picks bfloat16 only where it was measured faster than float32 (training/EXPERIMENTS.md).
 
     That is AMX (Intel's matrix tiles: 2.4x float32 on the 4.8 M-parameter CNN) or AMD's avx512_bf16
-    (1.4x on the AMD EPYC these runs began on). An Intel Xeon with avx512_bf16 but no AMX trained the same
-    net 2x *slower* in bf16.
+    (1.4x on an AMD EPYC). An Intel Xeon with avx512_bf16 but no AMX trained the same net 2x *slower* in bf16,
+    so the flag alone does not decide.
     """
     if precision != "auto":
         if precision not in {"bf16", "fp32"}:
@@ -110,6 +126,19 @@ def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
     flags = set(cpuinfo.split())
     amd_bf16 = "AuthenticAMD" in flags and "avx512_bf16" in flags
     return "bf16" if "amx_bf16" in flags or amd_bf16 else "fp32"
+
+
+# ## 2. Data: the faces a run learns from, augmented and mixed on the graph
+
+
+def training_split(data: Fer2013, config: TrainConfig) -> Split:
+    """The faces a run learns from: Training, plus PublicTest for a final run, cut to `train_limit` if set."""
+    faces = data.train
+    if config.final:
+        faces = Split(np.concatenate([faces.images, data.val.images]), np.concatenate([faces.labels, data.val.labels]))
+    if config.train_limit:
+        faces = Split(faces.images[: config.train_limit], faces.labels[: config.train_limit])
+    return faces
 
 
 def augmentation(seed: int) -> keras.Sequential:
@@ -130,9 +159,9 @@ def mixing(kind: str, seed: int) -> layers.Layer | None:
     """A batch-level regulariser: blend pairs of faces and their labels (MixUp), or paste a patch of one face
     into another and label it by area (CutMix). Float32 even under bf16 training, so the labels stay exact.
 
-    Tried because a second training cycle only memorised the training faces (session 8); on top of the
-    augmentation above, CutMix made the 32-wide net underfit and score 1.2 points lower (training/EXPERIMENTS.md,
-    session 9): a tool for experiments, off in the shipped recipe.
+    Tried because warm restarts only memorised the training faces (runs sgdr-1 to sgdr-3); on top of the
+    augmentation above, CutMix made the 32-wide net underfit and score 1.2 points lower (run cnn-cutmix-m7,
+    training/EXPERIMENTS.md): a tool for experiments, off in the shipped recipe.
     """
     if kind == "none":
         return None
@@ -190,11 +219,14 @@ def _mixed(mix: layers.Layer):
     return apply
 
 
+# ## 3. Targets: one-hot labels, or blended with a teacher's probabilities (distillation)
+
+
 def teacher_probabilities(split: Split, teacher_path: str, cache: Path | None = None) -> np.ndarray:
     """The teacher's flip-averaged probabilities on `split`, kept in `cache` for `--resume`.
 
-    A five-member teacher takes 10-20 minutes over the training faces on two cores, and a student
-    resumes several times across sessions. The kept copy is used only for the same teacher file
+    A five-member teacher takes 10-20 minutes over the training faces on two cores, and a 60-epoch student
+    is often interrupted and resumed. The kept copy is used only for the same teacher file
     (path, size, modification time) and the same faces; anything else, or a damaged copy, is recomputed.
     """
     from moodring.training.models import load_model
@@ -237,6 +269,9 @@ def distillation_targets(split: Split, teacher_path: str, weight: float, cache: 
     return ((1.0 - weight) * hard + weight * soft).astype("float32")
 
 
+# ## 4. Model and optimiser
+
+
 def build(config: TrainConfig) -> tuple[keras.Model, keras.Model | None]:
     """The model for `config`, and for ResNet50V2 its base (to freeze, then fine-tune)."""
     if config.model == "cnn":
@@ -263,6 +298,9 @@ def compile_model(model: keras.Model, config: TrainConfig, steps: int, learning_
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
+
+
+# ## 5. Training: fit with callbacks, then the float32 export and the report
 
 
 def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = False) -> Path:
@@ -335,16 +373,6 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     return run_dir
 
 
-def training_split(data: Fer2013, config: TrainConfig) -> Split:
-    """The faces a run learns from: Training, plus PublicTest for a final run, cut to `train_limit` if set."""
-    faces = data.train
-    if config.final:
-        faces = Split(np.concatenate([faces.images, data.val.images]), np.concatenate([faces.labels, data.val.labels]))
-    if config.train_limit:
-        faces = Split(faces.images[: config.train_limit], faces.labels[: config.train_limit])
-    return faces
-
-
 def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str, public_test_seen: bool = False) -> dict:
     """PrivateTest metrics (with PublicTest and flip-averaged accuracy beside them), curves and confusion matrix.
 
@@ -367,6 +395,9 @@ def report(model: keras.Model, data: Fer2013, run_dir: Path, title: str, public_
     if (run_dir / "history.csv").exists():
         plot_history(run_dir / "history.csv", run_dir / "curves.png", title)
     return metrics
+
+
+# ## 6. What makes a run resumable and its export exact
 
 
 def _has_saved_state(run_dir: Path) -> bool:
@@ -405,7 +436,7 @@ def _start_from(model: keras.Model, path: str) -> None:
     """Copy a trained model's weights into `model`, for one more cosine cycle from there (a warm restart).
 
     It costs a fraction of a fresh run, but on FER2013 the snapshots came out no better than their
-    parents and erred like them (training/EXPERIMENTS.md, session 8): a tool for experiments.
+    parents and erred like them (runs sgdr-1 to sgdr-3, training/EXPERIMENTS.md): a tool for experiments.
     """
     from moodring.training.models import load_model
 

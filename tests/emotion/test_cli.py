@@ -144,3 +144,13 @@ def test_console_script_prints_json_lines_for_the_astronaut(tmp_path: Path, shar
     result = json.loads(line)
     assert result["emotion"] == "happy"
     assert [face["emotion"] for face in result["faces"]] == ["happy"]
+
+
+def test_predict_help_names_every_format_it_reads(capsys: pytest.CaptureFixture) -> None:
+    from moodring.emotion.image import SUPPORTED_FORMATS
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for name in set(SUPPORTED_FORMATS.values()):
+        assert name in help_text

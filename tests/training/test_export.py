@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from moodring.emotion.classify import EmotionClassifier, sidecar_path
-from moodring.training.export import compare, export
+from moodring.emotion.classify import EmotionClassifier, sha256_of, sidecar_path
+from moodring.models import SHIPPED_KERAS, SHIPPED_TFLITE
+from moodring.training.data import Split
+from moodring.training.export import compare, export, litert_predict
 from moodring.training.models import build_cnn
 
 from moodring.errors import ModelError
@@ -58,3 +60,23 @@ def test_compare_refuses_outputs_that_differ() -> None:
     assert compare(probabilities, probabilities)["equal"]
     assert not compare(probabilities, probabilities[::-1])["equal"]
     assert not compare(probabilities, probabilities + 1e-3)["equal"]
+
+
+def test_the_shipped_litert_copy_answers_as_the_shipped_keras_model(
+    shipped_on_private_test: tuple[Split, np.ndarray],
+) -> None:
+    """The bot runs the .tflite; the model card reports the .keras: they must be the same model on PrivateTest.
+
+    Its sidecar records the export's check on all 3,589 PrivateTest faces, for this very .keras file; the test
+    repeats that check on the first LITERT_CHECK_FACES of them.
+    """
+    record = json.loads(sidecar_path(SHIPPED_TFLITE).read_text())
+    assert record["source_sha256"] == sha256_of(SHIPPED_KERAS)
+    assert record["equal"] and record["checked_on"] == "FER2013 PrivateTest (3589 faces)" and record["faces"] == 3589
+    faces, keras_probabilities = shipped_on_private_test
+    floats = faces.images[:LITERT_CHECK_FACES, :, :, None].astype(np.float32) / 255.0
+    report = compare(keras_probabilities[:LITERT_CHECK_FACES], litert_predict(SHIPPED_TFLITE.read_bytes(), floats))
+    assert report["equal"], report
+
+
+LITERT_CHECK_FACES = 256
