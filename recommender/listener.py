@@ -22,8 +22,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from moodring.store import FeedbackRow
 
 ARTIST_DISLIKES_TO_BAN = 2
 """Turned-down tracks of one artist after which that artist is not offered to the user again."""
@@ -42,23 +44,6 @@ AVOID_STEP = 1.0
 the unit square allows, so that the next reply tests the new direction clearly."""
 
 
-class Reaction(Protocol):
-    """One feedback row as the store returns it (`moodring.store.FeedbackRow`): a track of a reply, liked or not."""
-
-    @property
-    def track_id(self) -> str: ...
-    @property
-    def artist(self) -> str: ...
-    @property
-    def valence(self) -> float: ...
-    @property
-    def energy(self) -> float: ...
-    @property
-    def liked(self) -> bool: ...
-    @property
-    def at(self) -> datetime: ...
-
-
 @dataclass(frozen=True)
 class Listener:
     """A listener's history, reduced to what ranking needs; immutable, so one may be shared across threads."""
@@ -71,9 +56,9 @@ class Listener:
     like_pull: float = 0.0  # 0..MAX_LIKE_PULL: how far the target moves toward `liked_point`
 
     @classmethod
-    def from_history(cls, recent_track_ids: Iterable[str], feedback: Iterable[Reaction]) -> Listener:
+    def from_history(cls, recent_track_ids: Iterable[str], feedback: Iterable[FeedbackRow]) -> Listener:
         """Build from the store: the user's recent track ids (any order) and all their feedback rows (any order)."""
-        latest: dict[str, Reaction] = {}
+        latest: dict[str, FeedbackRow] = {}
         liked_point: tuple[float, float] | None = None
         liked_count = 0
         for reaction in sorted(feedback, key=lambda row: row.at):
