@@ -1,15 +1,19 @@
-"""Selfie bytes -> faces -> emotions: the one object the bot and `moodring predict` use."""
+"""Selfie bytes -> faces -> emotions: the one object the bot and `moodring predict` use.
+
+Pixels are handled by Pillow and NumPy alone: the working picture is a Pillow image, faces are cut from its
+gray copy (ITU-R 601 luma, as in FER2013's own conversion by OpenCV) with one bilinear affine warp each.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 from moodring.emotion.classify import FACE_SIZE, EmotionClassifier
 from moodring.emotion.detect import Detection, FaceDetector
 from moodring.emotion.image import decode_image
+from PIL import Image
 
 from moodring import EMOTIONS
 from moodring.settings import Settings
@@ -104,12 +108,12 @@ class EmotionRecognizer:
             max_pixels=self.max_image_pixels,
             max_side=self.working_max_side,
         )
-        gray = cv2.cvtColor(working.rgb, cv2.COLOR_RGB2GRAY)
+        gray = np.asarray(working.image.convert("L"))
         if max(working.width, working.height) <= self.tight_crop_max_side:
             boxes = [(0.0, 0.0, float(gray.shape[1]), float(gray.shape[0]))]
-            crops = [cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)]
+            crops = [_area_resized(gray, FACE_SIZE)]
         else:
-            detections = sorted(self.detector.detect(working.rgb), key=lambda d: d.x)
+            detections = sorted(self.detector.detect(working.image), key=lambda d: d.x)
             boxes = [(d.x, d.y, d.w, d.h) for d in detections]
             crops = [_aligned_face(gray, d) for d in detections]
         if not crops:
@@ -162,12 +166,39 @@ def _aligned_face(gray: np.ndarray, face: Detection) -> np.ndarray:
 
     steps = int(min(4, max(1, side // FACE_SIZE)))
     out = FACE_SIZE * steps
-    rotation = np.stack([along, across]) * (out / side)  # image offsets -> crop pixels
-    # Pixel centres sit at +0.5 in the detector's continuous coordinates, at integers in OpenCV's.
-    shift = rotation @ (0.5 - centre) + out / 2 - 0.5
-    warp = np.hstack([rotation, shift[:, None]])
-    crop = cv2.warpAffine(gray, warp, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop if steps == 1 else cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    # Crop pixel -> image point, both in continuous coordinates (pixel centres at +0.5), as Pillow's
+    # affine transform takes it: the crop's axes are the face's right and down, `side / out` image px long.
+    to_image = np.stack([along, across], axis=1) * (side / out)
+    origin = centre - to_image @ (out / 2, out / 2)
+    # Only the region the warp reads, with its edge pixels repeated where it leaves the picture (BORDER_REPLICATE
+    # in OpenCV's terms): Pillow's transform would fill those with black.
+    corners = origin[:, None] + to_image @ np.array([[0, out, 0, out], [0, 0, out, out]])
+    x0, y0 = np.floor(corners.min(axis=1)).astype(int) - 2
+    x1, y1 = np.ceil(corners.max(axis=1)).astype(int) + 2
+    rows = np.clip(np.arange(y0, y1), 0, gray.shape[0] - 1)
+    columns = np.clip(np.arange(x0, x1), 0, gray.shape[1] - 1)
+    region = Image.fromarray(gray[rows[:, None], columns])
+    coefficients = (*to_image[0], origin[0] - x0, *to_image[1], origin[1] - y0)
+    crop = region.transform((out, out), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
+    return np.asarray(crop if steps == 1 else crop.reduce(steps))
+
+
+def _area_resized(gray: np.ndarray, size: int) -> np.ndarray:
+    """`gray` as a `size` x `size` square, each output pixel the mean of the input area it covers.
+
+    Exact area averaging up and down (OpenCV's INTER_AREA), which Pillow's box filter is not at
+    fractional factors; two small matrix products, as the pictures taken whole are at most ~100 px.
+    """
+    rows, columns = (_coverage(length, size) for length in gray.shape)
+    return np.rint(rows @ gray.astype(np.float32) @ columns.T).astype(np.uint8)
+
+
+def _coverage(length: int, size: int) -> np.ndarray:
+    """(size, length) weights: how much of each input pixel each output pixel covers, rows summing to 1."""
+    edges = np.arange(size + 1) * (length / size)
+    pixels = np.arange(length)
+    cover = np.clip(edges[1:, None], pixels, pixels + 1) - np.clip(edges[:-1, None], pixels, pixels + 1)
+    return cover / cover.sum(axis=1, keepdims=True)
 
 
 def _original_box(box: tuple[float, float, float, float], scale: float, width: int, height: int):
