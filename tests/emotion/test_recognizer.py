@@ -178,7 +178,7 @@ def test_rolled_head_is_cropped_upright_as_the_upright_one(
 ) -> None:
     def face_crop(picture: Image.Image) -> np.ndarray:
         (face,) = recognizer.detector.detect(picture)
-        return _aligned_face(np.asarray(picture.convert("L")), face).astype(int)
+        return _aligned_face(picture, face).astype(int)
 
     upright = face_crop(astronaut)
     rolled = astronaut.rotate(angle, resample=Image.Resampling.BICUBIC, center=ASTRONAUT_FACE_CENTRE)
