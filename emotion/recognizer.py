@@ -182,8 +182,9 @@ def _aligned_face(picture: Image.Image, face: Detection) -> np.ndarray:
     if region.size != (x1 - x0, y1 - y0):  # leaves the picture
         region = Image.fromarray(np.asarray(region)[(rows - rows[0])[:, None], columns - columns[0]])
     coefficients = (*to_image[0], origin[0] - x0, *to_image[1], origin[1] - y0)
-    crop = region.transform((out, out), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
-    return np.asarray(crop if steps == 1 else crop.reduce(steps))
+    # In floats, rounded once at the end: Pillow's 8-bit bilinear truncates, which darkens a crop by half a level.
+    crop = region.convert("F").transform((out, out), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
+    return np.rint(np.asarray(crop if steps == 1 else crop.reduce(steps))).astype(np.uint8)
 
 
 def _area_resized(gray: np.ndarray, size: int) -> np.ndarray:
