@@ -25,7 +25,7 @@ shrunk to N px and read whole score 0.36 at 16 px (always answering the most com
 0.53 at 20 px (halfway to the 0.79 of full-size faces) and 0.63 at 24 px (emotion/README.md). Defined
 here, not in `image`, so that `--help` states it without importing Pillow."""
 
-# Imported on first use, so that `moodring --help` does not pay for OpenCV, NumPy and Pillow.
+# Imported on first use, so that `moodring --help` does not pay for NumPy, Pillow and LiteRT.
 _HOMES = {
     "Analysis": "moodring.emotion.recognizer",
     "EmotionRecognizer": "moodring.emotion.recognizer",

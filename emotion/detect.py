@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import cv2
 import numpy as np
 from moodring.emotion.litert import new_interpreter
+from PIL import Image
 
 from moodring.errors import ModelError
 from moodring.settings import Settings
@@ -120,13 +120,15 @@ class BlazeFaceDetector:
             self._local.indices = (interpreter.get_input_details()[0]["index"], by_width[16], by_width[1])
         return interpreter
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an (H, W, 3) uint8 image, best first, in that image's pixel coordinates."""
-        height, width = rgb.shape[:2]
+    def detect(self, picture: Image.Image | np.ndarray) -> list[Detection]:
+        """Faces in an RGB picture (Pillow image or (H, W, 3) uint8 array), best first, in its pixel coordinates."""
+        image = _as_image(picture)
+        width, height = image.size
         size = self.variant.input_size
         scale = size / max(height, width)
         scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
-        resized = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
+        # Pillow's box filter averages each output pixel's footprint, so the model's input does not alias.
+        resized = np.asarray(image.resize((scaled_w, scaled_h), Image.Resampling.BOX))
         left, top = (size - scaled_w) // 2, (size - scaled_h) // 2
         letterboxed = np.zeros((size, size, 3), np.float32)
         letterboxed[top : top + scaled_h, left : left + scaled_w] = resized
@@ -173,9 +175,11 @@ class FaceDetector:
     def __init__(self, min_score: float = MIN_SCORE, threads: int = 1) -> None:
         self.models = [BlazeFaceDetector("short", min_score, threads), BlazeFaceDetector("full", min_score, threads)]
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an (H, W, 3) uint8 image, best first; a face both models see is reported once."""
-        found = sorted((d for model in self.models for d in model.detect(rgb)), key=lambda d: -d.score)
+    def detect(self, picture: Image.Image | np.ndarray) -> list[Detection]:
+        """Faces in an RGB picture (Pillow image or (H, W, 3) uint8 array), best first; a face both models see
+        is reported once."""
+        image = _as_image(picture)
+        found = sorted((d for model in self.models for d in model.detect(image)), key=lambda d: -d.score)
         kept: list[Detection] = []
         for detection in found:
             corners = np.array([detection.x, detection.y, detection.x + detection.w, detection.y + detection.h])
@@ -183,6 +187,11 @@ class FaceDetector:
             if not kept or (_iou(corners, others) <= NMS_IOU).all():
                 kept.append(detection)
         return kept
+
+
+def _as_image(picture: Image.Image | np.ndarray) -> Image.Image:
+    """The pipeline passes its Pillow working image; benchmarks and tests that build pictures as arrays pass those."""
+    return picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
 
 
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:

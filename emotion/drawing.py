@@ -6,7 +6,7 @@ import io
 
 from moodring.emotion.image import decode_image
 from moodring.emotion.recognizer import Analysis
-from PIL import Image, ImageDraw, ImageFont
+from PIL import ImageDraw, ImageFont
 
 from moodring.settings import Settings
 
@@ -41,7 +41,7 @@ def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG", max
         max_pixels=defaults.max_image_pixels,
         max_side=max_side,
     )
-    picture = Image.fromarray(working.rgb)
+    picture = working.image  # this call's own decode: drawn on in place
     draw = ImageDraw.Draw(picture)
     longest = max(picture.size)
     line = max(2, round(longest / 250))

@@ -7,7 +7,8 @@ decoded, so a decompression bomb costs nothing. Decoding is strict: the one full
 first, and any error in it refuses the picture. (Pillow remembers a failed decode and lets a
 second `load()` return quietly with half a picture, which is why nothing may decode before it.)
 JPEGs are decoded at a reduced scale by libjpeg itself (`draft`), which makes a 12 MP photo
-about as cheap as a 3 MP one; then the picture is downscaled once, right after decoding.
+about as cheap as a 3 MP one; then the picture is downscaled once, right after decoding. The working
+picture stays a Pillow image: every later step (gray, the detector's inputs, drawing) starts from it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from moodring.emotion import MIN_PICTURE_SIDE
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -55,8 +55,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 class WorkingImage:
     """The decoded picture, upright, at most `max_side` pixels long, plus its original upright size."""
 
-    rgb: np.ndarray
-    """(h, w, 3) uint8, upright (EXIF orientation applied)."""
+    image: Image.Image
+    """RGB, upright (EXIF orientation applied)."""
     width: int
     """Width of the original image after the EXIF transpose, in pixels."""
     height: int
@@ -64,7 +64,7 @@ class WorkingImage:
     @property
     def scale(self) -> float:
         """Original pixels per working pixel, to report boxes in the caller's coordinates."""
-        return self.width / self.rgb.shape[1]
+        return self.width / self.image.width
 
 
 def read_image_file(path: Path, max_bytes: int) -> bytes:
@@ -138,17 +138,17 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int)
         upright = upright.transpose(transpose)
         if orientation >= 5:
             width, height = height, width
-    return WorkingImage(_fit(np.asarray(upright), max_side), width, height)
+    return WorkingImage(_fit(upright, max_side), width, height)
 
 
-def _fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale so the longer side is at most `max_side`: bilinear below 2x (a JPEG draft leaves
-    at most that), area averaging beyond it, where bilinear would alias."""
-    factor = max(rgb.shape[:2]) / max_side
+def _fit(image: Image.Image, max_side: int) -> Image.Image:
+    """Downscale so the longer side is at most `max_side`, by area averaging (box filter), which never
+    aliases; Pillow's bilinear widens its support when reducing and costs more for nothing here."""
+    factor = max(image.size) / max_side
     if factor <= 1:
-        return rgb
-    size = (max(1, round(rgb.shape[1] / factor)), max(1, round(rgb.shape[0] / factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR if factor < 2 else cv2.INTER_AREA)
+        return image
+    size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+    return image.resize(size, Image.Resampling.BOX)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -1,15 +1,19 @@
-"""Selfie bytes -> faces -> emotions: the one object the bot and `moodring predict` use."""
+"""Selfie bytes -> faces -> emotions: the one object the bot and `moodring predict` use.
+
+Pixels are handled by Pillow and NumPy alone: the working picture is a Pillow image, faces are cut from its
+gray copy (ITU-R 601 luma, as in FER2013's own conversion by OpenCV) with one bilinear affine warp each.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 from moodring.emotion.classify import FACE_SIZE, EmotionClassifier
 from moodring.emotion.detect import Detection, FaceDetector
 from moodring.emotion.image import decode_image
+from PIL import Image
 
 from moodring import EMOTIONS
 from moodring.settings import Settings
@@ -104,14 +108,14 @@ class EmotionRecognizer:
             max_pixels=self.max_image_pixels,
             max_side=self.working_max_side,
         )
-        gray = cv2.cvtColor(working.rgb, cv2.COLOR_RGB2GRAY)
+        picture = working.image
         if max(working.width, working.height) <= self.tight_crop_max_side:
-            boxes = [(0.0, 0.0, float(gray.shape[1]), float(gray.shape[0]))]
-            crops = [cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)]
+            boxes = [(0.0, 0.0, float(picture.width), float(picture.height))]
+            crops = [_area_resized(np.asarray(picture.convert("L")), FACE_SIZE)]
         else:
-            detections = sorted(self.detector.detect(working.rgb), key=lambda d: d.x)
+            detections = sorted(self.detector.detect(picture), key=lambda d: d.x)
             boxes = [(d.x, d.y, d.w, d.h) for d in detections]
-            crops = [_aligned_face(gray, d) for d in detections]
+            crops = [_aligned_face(picture, d) for d in detections]
         if not crops:
             return Analysis([], None, working.width, working.height)
 
@@ -138,15 +142,16 @@ class EmotionRecognizer:
         return (both[: len(faces)] + both[len(faces) :]) / 2
 
 
-def _aligned_face(gray: np.ndarray, face: Detection) -> np.ndarray:
-    """The face turned upright by its eye line and framed as FER2013 frames faces, as a 48x48 crop.
+def _aligned_face(picture: Image.Image, face: Detection) -> np.ndarray:
+    """The face turned upright by its eye line and framed as FER2013 frames faces, as a 48x48 gray crop.
 
     The eyes alone set the frame: their line gives the roll, their distance the scale and their
     midpoint the position, each where it lies in FER2013's crops (`FerFraming`). Eyes turn with the
-    head, where the detector's axis-aligned box shrinks and shifts as the head rolls. One affine warp
-    (rotation, scale, translation) from the working image, edges replicated where the crop leaves the
-    picture; a face much larger than 48 px is warped to 2-4 times 48 px and then area-averaged, since
-    one bilinear warp that far down would alias.
+    head, where the detector's axis-aligned box shrinks and shifts as the head rolls. One bilinear affine
+    warp (rotation, scale, translation) of the face's region of `picture`, made gray first (only that
+    region: cheaper than the whole picture), its edge pixels repeated where the crop leaves the picture;
+    a face much larger than 48 px is warped to 2-4 times 48 px and then area-averaged, since one
+    bilinear warp that far down would alias.
     """
     right_eye, left_eye = np.array(face.right_eye), np.array(face.left_eye)
     along = left_eye - right_eye  # the face's "right" in the image: +x for an upright face
@@ -162,12 +167,42 @@ def _aligned_face(gray: np.ndarray, face: Detection) -> np.ndarray:
 
     steps = int(min(4, max(1, side // FACE_SIZE)))
     out = FACE_SIZE * steps
-    rotation = np.stack([along, across]) * (out / side)  # image offsets -> crop pixels
-    # Pixel centres sit at +0.5 in the detector's continuous coordinates, at integers in OpenCV's.
-    shift = rotation @ (0.5 - centre) + out / 2 - 0.5
-    warp = np.hstack([rotation, shift[:, None]])
-    crop = cv2.warpAffine(gray, warp, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop if steps == 1 else cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    # Crop pixel -> image point, both in continuous coordinates (pixel centres at +0.5), as Pillow's
+    # affine transform takes it: the crop's axes are the face's right and down, `side / out` image px long.
+    to_image = np.stack([along, across], axis=1) * (side / out)
+    origin = centre - to_image @ (out / 2, out / 2)
+    # Only the region the warp reads, gray, with its edge pixels repeated where it leaves the picture
+    # (OpenCV's BORDER_REPLICATE): Pillow's transform would fill those with black.
+    corners = origin[:, None] + to_image @ np.array([[0, out, 0, out], [0, 0, out, out]])
+    x0, y0 = np.floor(corners.min(axis=1)).astype(int) - 2
+    x1, y1 = np.ceil(corners.max(axis=1)).astype(int) + 2
+    rows = np.clip(np.arange(y0, y1), 0, picture.height - 1)
+    columns = np.clip(np.arange(x0, x1), 0, picture.width - 1)
+    region = picture.crop((columns[0], rows[0], columns[-1] + 1, rows[-1] + 1)).convert("L")
+    if region.size != (x1 - x0, y1 - y0):  # leaves the picture
+        region = Image.fromarray(np.asarray(region)[(rows - rows[0])[:, None], columns - columns[0]])
+    coefficients = (*to_image[0], origin[0] - x0, *to_image[1], origin[1] - y0)
+    # In floats, rounded once at the end: Pillow's 8-bit bilinear truncates, which darkens a crop by half a level.
+    crop = region.convert("F").transform((out, out), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
+    return np.rint(np.asarray(crop if steps == 1 else crop.reduce(steps))).astype(np.uint8)
+
+
+def _area_resized(gray: np.ndarray, size: int) -> np.ndarray:
+    """`gray` as a `size` x `size` square, each output pixel the mean of the input area it covers.
+
+    Exact area averaging up and down (OpenCV's INTER_AREA), which Pillow's box filter is not at
+    fractional factors; two small matrix products, as the pictures taken whole are at most ~100 px.
+    """
+    rows, columns = (_coverage(length, size) for length in gray.shape)
+    return np.rint(rows @ gray.astype(np.float32) @ columns.T).astype(np.uint8)
+
+
+def _coverage(length: int, size: int) -> np.ndarray:
+    """(size, length) weights: how much of each input pixel each output pixel covers, rows summing to 1."""
+    edges = np.arange(size + 1) * (length / size)
+    pixels = np.arange(length)
+    cover = np.clip(edges[1:, None], pixels, pixels + 1) - np.clip(edges[:-1, None], pixels, pixels + 1)
+    return cover / cover.sum(axis=1, keepdims=True)
 
 
 def _original_box(box: tuple[float, float, float, float], scale: float, width: int, height: int):

@@ -12,7 +12,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from moodring.emotion import Analysis, EmotionRecognizer, ImageError, annotate
@@ -178,9 +177,8 @@ def test_rolled_head_is_cropped_upright_as_the_upright_one(
     recognizer: EmotionRecognizer, astronaut: Image.Image, angle: int
 ) -> None:
     def face_crop(picture: Image.Image) -> np.ndarray:
-        rgb = np.asarray(picture)
-        (face,) = recognizer.detector.detect(rgb)
-        return _aligned_face(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), face).astype(int)
+        (face,) = recognizer.detector.detect(picture)
+        return _aligned_face(picture, face).astype(int)
 
     upright = face_crop(astronaut)
     rolled = astronaut.rotate(angle, resample=Image.Resampling.BICUBIC, center=ASTRONAUT_FACE_CENTRE)

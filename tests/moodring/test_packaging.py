@@ -23,7 +23,7 @@ import pytest
 
 from tests.paths import ASTRONAUT, ROOT
 
-RUNTIME_COMMANDS_MUST_NOT_IMPORT = ("tensorflow", "keras", "matplotlib")
+RUNTIME_COMMANDS_MUST_NOT_IMPORT = ("tensorflow", "keras", "matplotlib", "cv2")  # OpenCV: benchmarks only
 TRAIN_EXTRA = "moodring[train]"
 
 
@@ -67,7 +67,7 @@ def _check(command: list[str], **kwargs) -> None:
 @pytest.fixture(scope="module")
 def lean(tmp_path_factory: pytest.TempPathFactory) -> LeanInstall:
     """The sdist's wheel installed into a fresh venv: about 30 s of CPU, most of it pip unpacking numpy,
-    pandas, OpenCV and LiteRT from its cache."""
+    pandas and LiteRT from its cache."""
     base = tmp_path_factory.mktemp("release")
     sources = base / "src"
     sources.mkdir()
