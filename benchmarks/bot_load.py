@@ -8,7 +8,7 @@ thread of the process) of each stage (the analysis, the recommendation, the anno
 p50 over 20 runs, their sum, and the picture's size (goals: <= 25 ms, <= 150 KB).
 
 Then the bursts. Each post comes from its own user in its own channel of dpytest's fake Discord and
-@mentions the bot, with the real selfie pipeline and recommender, the in-memory store double, and
+@mentions the bot, with the real selfie pipeline and recommender, a real SQLite store, and
 attachments served from a loopback HTTP server. Configurations run side by side in one process (same
 model, same machine state). For each it prints throughput (served selfies per second), reply latency
 p50/p95 (post → reply sent), busy refusals (a ⏳ reaction, not a message), lost or double answers, and the
@@ -42,7 +42,6 @@ from PIL import Image
 from moodring.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the offline Discord harness lives in tests/
-from tests.bot.memory_store import MemoryStore, MemoryTables  # noqa: E402
 
 from tests.harness import LoopLagProbe, OfflineDiscord, percentile  # noqa: E402
 
@@ -75,7 +74,7 @@ def reply_cost(recognizer, recommender, selfie: bytes) -> tuple[dict[str, float]
     for _ in range(REPLY_RUNS + 1):  # the first run warms up (the first model call traces the graph)
         analysis = timed("analysis", recognizer.analyze, selfie)
         recommendation = timed(
-            "recommendation", recommender.recommend, analysis.emotion, k=5, user_id="0", with_playlist=True
+            "recommendation", recommender.recommend, analysis.emotion, k=5, user_key="discord:0", with_playlist=True
         )
         picture = timed("picture", annotate, selfie, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
         timed("embed", mood_answer, analysis, recommendation, (picture, PICTURE_NAME), None)
@@ -127,7 +126,11 @@ class Burst:
 
 async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, events: int, into: Burst) -> None:
     """Fire `events` selfie posts at once at a fresh bot; measure until every handler has finished."""
-    bot = create_bot(settings, MemoryStore(settings, MemoryTables()), recognizer, recommender)
+    from moodring.store import Store
+
+    database = settings.cache_dir.parent / f"bot-{time.monotonic_ns()}.db"
+    store = await Store.connect(dataclasses.replace(settings, database_url=f"sqlite:///{database}"))
+    bot = create_bot(settings, store, recognizer, recommender)
     world = await OfflineDiscord.start(bot, channels=events, users=events)
     try:
         attachments = [world.host.attachment(selfie, "selfie.jpg", "image/jpeg") for _ in range(events)]
@@ -153,6 +156,7 @@ async def run_burst(settings: Settings, recognizer, recommender, selfie: bytes, 
                 into.latencies.append(world.sent_at[answers[0].id] - started)
     finally:
         await world.close()
+        await store.close()
 
 
 def main() -> int:
