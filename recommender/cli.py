@@ -32,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="a selfie (read in memory only)")
     source.add_argument("--emotion", metavar="NAME", help="angry, disgust, fear, happy, sad, surprise or neutral")
     recommend.add_argument("-k", type=int, default=5, help="how many tracks (default 5)")
-    recommend.add_argument("--strategy", metavar="NAME", help="notebook or match (default: MOODRING_STRATEGY)")
+    recommend.add_argument(
+        "--strategy",
+        metavar="NAME",
+        help="notebook or match, kept as the --user's choice (default: their last choice, else MOODRING_STRATEGY)",
+    )
     recommend.add_argument("--ranking", metavar="NAME", help="varied or popularity (default: MOODRING_RANKING)")
     recommend.add_argument(
         "--playlist", action="store_true", help="refresh the emotion's Spotify playlist, print its link"
@@ -82,7 +86,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     # Bad input is refused before the store is opened (and perhaps created): it changes nothing.
     user_key = user_key_from_cli(args.user if args.user is not None else getpass.getuser())
     if args.strategy is not None:
-        get_strategy(args.strategy)
+        args.strategy = get_strategy(args.strategy).name
     if args.ranking is not None:
         args.ranking = check_ranking(args.ranking, "--ranking")
     emotion = check_emotion(args.emotion) if args.emotion is not None else _emotion_of_selfie(args.image, settings)
@@ -114,20 +118,21 @@ async def _recommend_remembered(
     import asyncio
 
     from moodring.recommender import Recommender
-    from moodring.recommender.history import remember_served, stored_listener
+    from moodring.recommender.history import preferred_strategy, remember_served, stored_listener
     from moodring.recommender.playlists import StorePlaylistIds
 
     from moodring.store import Store
 
     async with await Store.connect(settings) as store:
         listener = await stored_listener(store, user_key, settings.recent_memory)
+        strategy = await preferred_strategy(store, user_key, args.strategy)
         playlist_ids = StorePlaylistIds(store, asyncio.get_running_loop())
         with Recommender.from_settings(settings, playlist_ids=lambda account: playlist_ids) as recommender:
             result = await asyncio.to_thread(  # Spotify calls block; the store's playlist ids need this loop free
                 recommender.recommend,
                 emotion,
                 args.k,
-                strategy=args.strategy,
+                strategy=strategy,
                 ranking=args.ranking,
                 with_playlist=args.playlist,
                 listener=listener,

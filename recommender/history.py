@@ -1,5 +1,7 @@
 """A listener's stored history around one recommendation: read before it, written after it.
 
+The history is the tracks the user was served, their feedback, and the strategy they last chose.
+
 The CLI (`recommend --user`) and the bot share these two calls. The recommender keeps no database code and
 no per-user state: it sees the history only as the `Listener` built here. A store outage never costs an
 answer: the listener is then None (no memory) and the write is skipped; the store logs the outage once.
@@ -27,6 +29,20 @@ async def stored_listener(store: Store, user_key: str, recent_memory: int) -> Li
     except StoreUnavailable:
         return None
     return Listener.from_history(recent, feedback)
+
+
+async def preferred_strategy(store: Store, user_key: str, chosen: str | None) -> str | None:
+    """The strategy to use: one the user chose now is kept as their preference; otherwise their stored one.
+
+    None when the user never chose (the caller's default applies) or the store is down.
+    """
+    try:
+        if chosen is not None:
+            await store.set_user_strategy(user_key, chosen)
+            return chosen
+        return await store.user_strategy(user_key)
+    except StoreUnavailable:
+        return chosen
 
 
 async def remember_served(store: Store, user_key: str, recommendation: Recommendation) -> None:

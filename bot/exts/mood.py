@@ -37,7 +37,7 @@ from moodring.bot.delivery import InteractionReplies, MessageReplies, Replies
 from moodring.bot.exts.feedback import remember_reply
 from moodring.emotion import annotate
 from moodring.recommender import STRATEGIES
-from moodring.recommender.history import remember_served, stored_listener
+from moodring.recommender.history import preferred_strategy, remember_served, stored_listener
 
 from moodring import EMOTIONS
 from moodring.errors import AttachmentError, ImageError, StoreUnavailable
@@ -147,7 +147,8 @@ class MoodCog(commands.Cog, name="Mood"):
             if not message.attachments:
                 await self._deliver(replies, Answer(USAGE), request)
                 return
-            await self.respond(replies, request, message.author.id, message.attachments[0], None, None, True)
+            strategy = await self.strategy_for(message.author.id, None, None)
+            await self.respond(replies, request, message.author.id, message.attachments[0], None, strategy, True)
             return
         if not message.attachments:
             return
@@ -156,7 +157,7 @@ class MoodCog(commands.Cog, name="Mood"):
         if not mentioned and not (server is not None and server.answer_selfies and _watched(server, message)):
             return
         images = [attachment for attachment in message.attachments if looks_like_image(attachment)]
-        strategy = server.strategy if server is not None else None
+        strategy = await self.strategy_for(message.author.id, None, server)
         with_picture = server is None or server.reply_style == "picture"
         chosen = (images or message.attachments)[0]  # a file that is not an image: say (privately) why not
         await self.respond(replies, request, message.author.id, chosen, None, strategy, with_picture)
@@ -165,7 +166,7 @@ class MoodCog(commands.Cog, name="Mood"):
     @app_commands.describe(
         selfie="a picture of your face",
         emotion="how you feel, instead of (or to override) the selfie",
-        strategy="lift your mood or match it (default: the server's setting)",
+        strategy="lift your mood or match it (kept as your choice; default: the server's setting)",
     )
     async def mood(
         self,
@@ -181,10 +182,14 @@ class MoodCog(commands.Cog, name="Mood"):
             await self._deliver(replies, Answer(USAGE, private=True), request)
             return
         server = await self.server_settings(interaction.guild_id) if interaction.guild_id is not None else None
-        if strategy is None and server is not None:
-            strategy = server.strategy
+        strategy = await self.strategy_for(interaction.user.id, strategy, server)
         with_picture = server is None or server.reply_style == "picture"
         await self.respond(replies, request, interaction.user.id, selfie, emotion, strategy, with_picture)
+
+    async def strategy_for(self, user_id: int, chosen: str | None, server: GuildSettings | None) -> str | None:
+        """The user's choice now (then kept), else their last choice, else the server's default."""
+        preferred = await preferred_strategy(self.bot.store, discord_user_key(user_id), chosen)
+        return preferred or (server.strategy if server is not None else None)
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

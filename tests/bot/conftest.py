@@ -7,9 +7,11 @@ finds what the first one stored.
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import io
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,27 @@ def track_lines(embed: dict) -> list[str]:
     """The "Five songs" field of an embed (as sent: a dict), one line per track."""
     songs = next(field for field in embed["fields"] if field["name"].startswith("Five songs"))
     return songs["value"].splitlines()
+
+
+class _TokenAccepted(http.server.BaseHTTPRequestHandler):
+    """Discord's REST answer to `GET /users/@me` with a valid token: the bot user."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        body = b'{"id": "1", "username": "Moodring", "discriminator": "0", "bot": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def discord_accepting_tokens() -> Iterator[str]:
+    """A loopback stand-in for Discord's REST API that accepts any token; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenAccepted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v10"
+    server.shutdown()

@@ -72,6 +72,11 @@ class Database:
         return served
 
     @property
+    def user_strategies(self) -> dict[str, str]:
+        """Each user's kept strategy."""
+        return dict(self._connection.execute("SELECT user_key, strategy FROM user_preferences"))
+
+    @property
     def guilds(self) -> set[int]:
         """The servers that have a settings row."""
         return {row[0] for row in self._connection.execute("SELECT guild_id FROM guild_settings")}

@@ -13,6 +13,8 @@ from tests.bot.conftest import bot_settings, track_lines
 from tests.harness import OfflineDiscord
 from tests.store.conftest import start_postgres
 
+SAD = {"name": "emotion", "type": 3, "value": "sad"}
+
 
 async def ask(world: OfflineDiscord, user_index: int, emotion: str = "happy") -> list[str]:
     """`/mood emotion:<emotion>` as one user; the five track lines of the answer."""
@@ -55,3 +57,17 @@ async def test_a_store_outage_costs_memory_not_replies(pipeline, shared_data, tm
             await store.close()
     finally:
         cluster.destroy()
+
+
+async def test_a_strategy_chosen_in_mood_is_kept_for_the_user(start_bot, database):
+    world = await start_bot()
+
+    async def mood_of_answer(*options: dict) -> str:
+        interaction = await world.slash(world.users[0], "mood", options=[SAD, *options])
+        *_, answer = world.interactions.for_interaction(interaction)
+        return next(field["name"] for field in answer.embeds[0]["fields"] if field["name"].startswith("Five songs"))
+
+    assert "Happy mood" in await mood_of_answer()  # the server's default strategy lifts a sad mood
+    assert "Sad mood" in await mood_of_answer({"name": "strategy", "type": 3, "value": "match"})
+    assert "Sad mood" in await mood_of_answer()  # the user's choice is kept
+    assert database.user_strategies == {discord_user_key(world.users[0].id): "match"}

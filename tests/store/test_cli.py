@@ -39,6 +39,19 @@ def test_history_makes_runs_vary_and_forget_starts_over(cli_database: str, capsy
     assert recommend(capsys, "--user", "alice") == runs[0]  # same seed, empty history
 
 
+def test_a_chosen_strategy_is_kept_for_the_user_until_forgotten(cli_database: str, capsys: pytest.CaptureFixture):
+    def mood(*extra: str) -> str:
+        assert main(["recommend", "--emotion", "sad", "--json", "--user", "bob", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["mood"]
+
+    assert mood() == "Happy"  # the default strategy (notebook) lifts a sad mood
+    assert mood("--strategy", "match") == "Sad"
+    assert mood() == "Sad"  # bob's choice is kept
+    assert main(["forget", "--user", "bob"]) == 0
+    capsys.readouterr()
+    assert mood() == "Happy"
+
+
 def test_the_default_user_is_the_login_name(cli_database: str, capsys: pytest.CaptureFixture):
     first = recommend(capsys)
     assert recommend(capsys) != first
