@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
@@ -31,6 +31,7 @@ from moodring.recommender.table import SongTable
 
 from moodring import EMOTIONS
 from moodring.settings import Settings
+from moodring.store import FeedbackRow
 
 LOUD = 0.7
 """The simulated listener turns down every reply holding a track with more energy than this."""
@@ -41,23 +42,11 @@ POPULARITY_SHARE = 0.85
 START = datetime(2026, 12, 2, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Reaction:
-    """A feedback row as `moodring.store.FeedbackRow` has it."""
-
-    track_id: str
-    artist: str
-    valence: float
-    energy: float
-    liked: bool
-    at: datetime
-
-
 def simulate(recommender: Recommender, emotion: str, strategy: str, user_key: str, replies: int) -> list[float]:
     """Share of loud tracks in each reply of one simulated listener who turns down every reply with one."""
     memory = recommender.settings.recent_memory
     recent: list[str] = []  # newest first, as store.recent_track_ids gives them
-    feedback: list[Reaction] = []
+    feedback: list[FeedbackRow] = []
     shares = []
     for number in range(replies):
         listener = Listener.from_history(recent[:memory], feedback)
@@ -67,7 +56,7 @@ def simulate(recommender: Recommender, emotion: str, strategy: str, user_key: st
         recent = [track.id for track in reversed(tracks)] + recent
         if any(loud):
             at = START + timedelta(minutes=number)
-            feedback += [Reaction(t.id, t.artist, t.valence, t.energy, False, at) for t in tracks]
+            feedback += [FeedbackRow(t.id, t.artist, t.valence, t.energy, False, at) for t in tracks]
     return shares
 
 

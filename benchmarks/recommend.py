@@ -16,7 +16,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,30 +26,19 @@ from moodring.recommender.table import SongTable, embedded_table_path
 
 from moodring import EMOTIONS
 from moodring.settings import Settings
+from moodring.store import FeedbackRow
 
 
-@dataclass(frozen=True)
-class Reaction:
-    """A feedback row as `moodring.store.FeedbackRow` has it."""
-
-    track_id: str
-    artist: str
-    valence: float
-    energy: float
-    liked: bool
-    at: datetime
-
-
-def history(recommender: Recommender, user: int) -> tuple[list[str], list[Reaction]]:
+def history(recommender: Recommender, user: int) -> tuple[list[str], list[FeedbackRow]]:
     """One user's store contents after six happy replies: the 20 newest track ids, and feedback on each reply."""
     recent: list[str] = []
-    feedback: list[Reaction] = []
+    feedback: list[FeedbackRow] = []
     for number in range(6):
         listener = Listener.from_history(recent[:20], feedback)
         tracks = recommender.recommend("happy", listener=listener, user_key=f"bench:{user}").tracks
         recent = [track.id for track in reversed(tracks)] + recent
         at = datetime(2026, 12, 2, tzinfo=UTC) + timedelta(minutes=number)
-        feedback += [Reaction(t.id, t.artist, t.valence, t.energy, number % 3 == 0, at) for t in tracks]
+        feedback += [FeedbackRow(t.id, t.artist, t.valence, t.energy, number % 3 == 0, at) for t in tracks]
     return recent[:20], feedback
 
 

@@ -12,6 +12,7 @@ import io
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -154,25 +155,34 @@ def track_lines(embed: dict) -> list[str]:
     return songs["value"].splitlines()
 
 
-class _TokenAccepted(http.server.BaseHTTPRequestHandler):
-    """Discord's REST answer to `GET /users/@me` with a valid token: the bot user."""
+@contextmanager
+def discord_rest(status: int, body: bytes) -> Iterator[str]:
+    """A loopback stand-in for Discord's REST API that answers every GET with `status` and `body` (JSON).
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        body = b'{"id": "1", "username": "Moodring", "discriminator": "0", "bot": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    Yields the base URL to put in `discord.http.Route.BASE`.
+    """
 
-    def log_message(self, *args: object) -> None:
-        pass
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v10"
+    finally:
+        server.shutdown()
 
 
 @pytest.fixture
 def discord_accepting_tokens() -> Iterator[str]:
-    """A loopback stand-in for Discord's REST API that accepts any token; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenAccepted)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v10"
-    server.shutdown()
+    """Discord's REST API accepting any token: `GET /users/@me` is the bot user."""
+    with discord_rest(200, b'{"id": "1", "username": "Moodring", "discriminator": "0", "bot": true}') as base_url:
+        yield base_url

@@ -6,12 +6,11 @@ The command-line tests run `moodring` in a subprocess against a loopback stand-i
 
 from __future__ import annotations
 
-import http.server
 import logging
 import socket
 import subprocess
 import sys
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import discord
@@ -22,6 +21,7 @@ from moodring.bot.cli import NO_TOKEN
 from moodring.cli import main
 from moodring.errors import MoodringError
 from moodring.settings import Settings
+from tests.bot.conftest import discord_rest
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.bad.token-that-must-never-be-printed"
 RUN_AGAINST = (
@@ -30,29 +30,11 @@ RUN_AGAINST = (
 )
 
 
-class _Unauthorized(http.server.BaseHTTPRequestHandler):
-    """Discord's answer to a wrong token, for every request."""
-
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        body = b'{"message": "401: Unauthorized", "code": 0}'
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def discord_rejecting_tokens():
+def discord_rejecting_tokens() -> Iterator[str]:
     """A loopback Discord REST API that answers 401 to everything; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v10"
-    server.shutdown()
+    with discord_rest(401, b'{"message": "401: Unauthorized", "code": 0}') as base_url:
+        yield base_url
 
 
 @pytest.fixture

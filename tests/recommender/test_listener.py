@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from moodring.recommender import Listener, Recommender, Track
 from moodring.recommender.listener import ARTIST_DISLIKES_TO_BAN, MAX_LIKE_PULL
 
+from moodring.store import FeedbackRow
+
 START = datetime(2026, 12, 2, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Row:
-    """A feedback row shaped as `moodring.store.FeedbackRow`."""
-
-    track_id: str
-    artist: str
-    valence: float
-    energy: float
-    liked: bool
-    at: datetime
-
-
-def react(tracks: list[Track], liked: bool, minute: int) -> list[Row]:
+def react(tracks: list[Track], liked: bool, minute: int) -> list[FeedbackRow]:
     """The rows that "more like this" (liked) or "not for me" on a reply of `tracks` records."""
     at = START + timedelta(minutes=minute)
-    return [Row(track.id, track.artist, track.valence, track.energy, liked, at) for track in tracks]
+    return [FeedbackRow(track.id, track.artist, track.valence, track.energy, liked, at) for track in tracks]
 
 
 def ids(tracks: list[Track]) -> set[str]:
