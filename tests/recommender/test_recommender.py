@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from moodring.recommender.table import SongTable, embedded_table_path, mood_cent
 from moodring import EMOTIONS
 from moodring.errors import ConfigError, DataError, MoodringError
 from moodring.settings import Settings
+from tests.recommender.test_ranking import run_cli
 
 
 def test_embedded_table_is_the_shared_table_rebuilt(shared_data: Path, tmp_path: Path):
@@ -72,14 +71,7 @@ def test_cli_unknown_emotion_strategy_or_ranking_exits_2_with_one_line(tmp_path:
         (["--emotion", "sad", "--strategy", "lift"], "unknown strategy 'lift'"),
         (["--emotion", "sad", "--ranking", "random"], "unknown ranking 'random'"),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "moodring.cli", "recommend", *arguments],
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            cwd=tmp_path,
-            timeout=120,
-        )
+        done = run_cli(arguments, cli_env, tmp_path)
         lines = done.stderr.strip().splitlines()
         assert (done.returncode, done.stdout, len(lines)) == (2, "", 1)
         assert lines[0].startswith("moodring: error: ") and message in lines[0]
