@@ -1,4 +1,4 @@
-"""The database schema: every table Moodring keeps, in one place (SQLAlchemy Core).
+"""The database schema: every table Moodring keeps, in one place (SQLAlchemy 2's typed declarations).
 
 What is here is all Moodring stores about anyone: ids, names of tracks and artists, preferences and
 timestamps. Never an image, a face crop, a face embedding or an emotion score tied to a user.
@@ -17,86 +17,90 @@ needs a new migration there.
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-)
+from datetime import datetime
 
-metadata = MetaData(
-    naming_convention={  # stable constraint names, so that later migrations can refer to them
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, MetaData, SmallInteger, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 USER_KEY_LENGTH = 120
 TRACK_ID_LENGTH = 64
 
-guild_settings = Table(
-    "guild_settings",
-    metadata,
-    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("watched_channels", JSON, nullable=False),  # a list of channel ids
-    Column("strategy", String(32), nullable=False),
-    Column("reply_style", String(32), nullable=False),
-    Column("answer_selfies", Boolean, nullable=False),
-    Column("setup_announced", Boolean, nullable=False),
-    Column("last_seen", DateTime(timezone=True), nullable=False),
-)
 
-user_preferences = Table(
-    "user_preferences",
-    metadata,
-    Column("user_key", String(USER_KEY_LENGTH), primary_key=True),
-    Column("strategy", String(32), nullable=False),
-)
+class Base(DeclarativeBase):
+    """Typed table declarations: a column is NOT NULL unless its annotation says `| None`, and a timestamp
+    always carries its time zone. The store queries the tables with SQLAlchemy Core (`Model.__table__`)."""
 
-recent_tracks = Table(
-    "recent_tracks",
-    metadata,
-    Column("user_key", String(USER_KEY_LENGTH), primary_key=True),
-    Column("track_id", String(TRACK_ID_LENGTH), primary_key=True),
-    Column("served_at", DateTime(timezone=True), nullable=False),
-    Column("position", SmallInteger, nullable=False),  # place in the reply that served it, 0 = first
-    Index("ix_recent_tracks_user_key_served_at", "user_key", "served_at"),
-)
+    metadata = MetaData(
+        naming_convention={  # stable constraint names, so that later migrations can refer to them
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: DateTime(timezone=True), float: Float}
 
-feedback = Table(
-    "feedback",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("user_key", String(USER_KEY_LENGTH), nullable=False, index=True),
-    Column("track_id", String(TRACK_ID_LENGTH), nullable=False),
-    Column("artist", Text, nullable=False),
-    Column("valence", Float, nullable=False),
-    Column("energy", Float, nullable=False),
-    Column("liked", Boolean, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-)
 
-playlists = Table(
-    "playlists",
-    metadata,
-    Column("emotion", String(16), primary_key=True),
-    Column("playlist_id", String(64), nullable=False),
-    Column("claimed_at", DateTime(timezone=True), nullable=False),
-)
+class GuildSettings(Base):
+    __tablename__ = "guild_settings"
 
-app_state = Table(
-    "app_state",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    watched_channels: Mapped[list[int]] = mapped_column(JSON)
+    strategy: Mapped[str] = mapped_column(String(32))
+    reply_style: Mapped[str] = mapped_column(String(32))
+    answer_selfies: Mapped[bool]
+    setup_announced: Mapped[bool]
+    last_seen: Mapped[datetime]
+
+
+class UserPreference(Base):
+    __tablename__ = "user_preferences"
+
+    user_key: Mapped[str] = mapped_column(String(USER_KEY_LENGTH), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+
+
+class RecentTrack(Base):
+    __tablename__ = "recent_tracks"
+    __table_args__ = (Index("ix_recent_tracks_user_key_served_at", "user_key", "served_at"),)
+
+    user_key: Mapped[str] = mapped_column(String(USER_KEY_LENGTH), primary_key=True)
+    track_id: Mapped[str] = mapped_column(String(TRACK_ID_LENGTH), primary_key=True)
+    served_at: Mapped[datetime]
+    position: Mapped[int] = mapped_column(SmallInteger)  # place in the reply that served it, 0 = first
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_key: Mapped[str] = mapped_column(String(USER_KEY_LENGTH), index=True)
+    track_id: Mapped[str] = mapped_column(String(TRACK_ID_LENGTH))
+    artist: Mapped[str] = mapped_column(Text)
+    valence: Mapped[float]
+    energy: Mapped[float]
+    liked: Mapped[bool]
+    at: Mapped[datetime]
+
+
+class Playlist(Base):
+    __tablename__ = "playlists"
+
+    emotion: Mapped[str] = mapped_column(String(16), primary_key=True)
+    playlist_id: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime]
+
+
+class AppState(Base):
+    __tablename__ = "app_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+metadata = Base.metadata
+guild_settings = GuildSettings.__table__
+user_preferences = UserPreference.__table__
+recent_tracks = RecentTrack.__table__
+feedback = Feedback.__table__
+playlists = Playlist.__table__
+app_state = AppState.__table__

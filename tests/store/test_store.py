@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from moodring.errors import ConfigError, SchemaTooNewError, StoreUnavailable
@@ -57,6 +59,20 @@ async def test_connect_migrates_an_empty_database_to_the_schema(database_url: st
     await store.close()
     assert await table_names(database_url) == set(metadata.tables) | {"alembic_version"}
     assert await execute(database_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+
+
+async def test_the_migrations_build_exactly_the_schema_module(database_url: str, tmp_path: Path):
+    """A change to `schema.py` without its migration (or the reverse) shows up here, on both back-ends."""
+    await (await Store.connect(store_settings(database_url, tmp_path))).close()
+    engine = create_engine(async_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []
 
 
 async def test_a_database_newer_than_the_code_is_refused_and_left_untouched(database_url: str, tmp_path: Path):
