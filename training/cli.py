@@ -134,6 +134,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
     export.add_argument("--out", type=Path, help="the .tflite to write (default: beside the model)")
+    export.add_argument(
+        "--weights",
+        choices=("int8", "float"),
+        default="int8",
+        help="int8: weights stored as int8, ~3x faster on a CPU, answers within 0.05 of Keras (default); "
+        "float: weights as the model stores them, answers equal to Keras",
+    )
     export.set_defaults(handler=run_export)
 
     for command in (train, ensemble, members, evaluate, export):
@@ -283,10 +290,10 @@ def run_export(args: argparse.Namespace) -> int:
     """Handler of `moodring export`."""
     from moodring.training.export import export
 
-    out, record = export(args.model_path or SHIPPED_KERAS, args.out)
+    out, record = export(args.model_path or SHIPPED_KERAS, args.out, weights=args.weights)
     print(
-        f"wrote {out} ({out.stat().st_size:,} bytes): equal to {record['source']} on {record['checked_on']} "
-        f"(max probability difference {record['max_abs_diff']:.1e}, "
+        f"wrote {out} ({out.stat().st_size:,} bytes, {args.weights} weights): checked against {record['source']} "
+        f"on {record['checked_on']} (max probability difference {record['max_abs_diff']:.1e}, "
         f"top-emotion agreement {record['top_emotion_agreement']:.4f})"
     )
     return 0

@@ -1,13 +1,18 @@
 """Export a trained `.keras` emotion model to LiteRT (`.tflite`) for the selfie pipeline.
 
-`emotion` runs models with the LiteRT interpreter: ~3 ms per face on one core, where a Keras
-`predict` call costs ~100 ms of overhead, and no TensorFlow import at start-up. The export is
-checked, not trusted: both models classify real FER2013 faces and must agree (probabilities
-within `TOLERANCE`, same top emotion wherever the top two are not a near tie). A sidecar
+`emotion` runs models with the LiteRT interpreter: no TensorFlow import at start-up, and no Keras
+`predict` overhead (~100 ms a call). By default the weights of convolutions and dense layers are
+stored as int8 with float32 arithmetic (dynamic-range quantization): XNNPACK then runs the shipped
+six-CNN ensemble in 4.7 ms per face on one core instead of 16 ms, and PrivateTest accuracy moves
+from 0.7194 to 0.7183 (2026-12-02, models/README.md). `--weights float` keeps the float weights
+and an export equal to Keras.
+
+The export is checked, not trusted: both models classify real FER2013 faces and must agree
+(`CHECKS`: how far probabilities may move, how often the top emotion may change). A sidecar
 `<model>.tflite.json` records the `.keras` file's SHA-256, so `emotion` uses the `.tflite`
 only while it still matches its source.
 
-Run: moodring export [MODEL.keras] [--out MODEL.tflite]
+Run: moodring export [MODEL.keras] [--out MODEL.tflite] [--weights int8|float]
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +30,47 @@ from moodring.errors import DataError, ModelError
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = 1e-4
-"""Largest difference in any class probability between Keras and LiteRT that we accept."""
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """What an export must keep of the Keras model's answers on the check faces."""
+
+    max_abs_diff: float
+    """Largest difference in any class probability."""
+    min_agreement: float
+    """Share of faces whose top emotion must stay the same (faces whose top two are a near tie excepted)."""
+
+
+CHECKS = {
+    # Float weights: the same arithmetic up to float rounding, so the same answer on every face that is no tie.
+    "float": ExportCheck(max_abs_diff=1e-4, min_agreement=1.0),
+    # int8 weights round each weight by up to half a step; on the shipped ensemble (PrivateTest, 2026-12-02)
+    # probabilities moved by at most 0.019 and the top emotion changed on 0.3 % of faces.
+    "int8": ExportCheck(max_abs_diff=0.05, min_agreement=0.99),
+}
 RANDOM_FACES = 1024
 """How many random images to check on when FER2013 is unavailable."""
 
 
-def litert_bytes(model) -> bytes:
+def litert_bytes(model, weights: str = "int8") -> bytes:
     """Convert a loaded Keras model to a LiteRT flatbuffer, in memory (batch size free).
 
-    Arithmetic is float32. Weights are float32 too, unless the model stores them in float16
-    (`training.models.with_half_storage`): then LiteRT stores the same float16 numbers.
+    Arithmetic is float32. With `weights="int8"`, convolution and dense weights are stored as int8
+    (per-channel scales), which XNNPACK multiplies with dynamically quantized inputs. With "float",
+    weights stay float32, or float16 where the model stores them so (`with_half_storage`).
     """
     import tensorflow as tf
 
-    half = any(weight.dtype == "float16" for weight in model.weights)
-    options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
+    if weights not in CHECKS:
+        raise ValueError(f"weights must be one of {', '.join(CHECKS)}, not {weights!r}")
+    options: dict = {}
+    if weights == "int8":
+        options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    elif any(weight.dtype == "float16" for weight in model.weights):
+        options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "model.tflite"
-        model.export(str(target), format="litert", verbose=False, **(options if half else {}))
+        model.export(str(target), format="litert", verbose=False, **options)
         return target.read_bytes()
 
 
@@ -64,17 +92,20 @@ def litert_predict(model_bytes: bytes, faces: np.ndarray, batch_size: int = 256)
     return np.concatenate(outputs)
 
 
-def compare(keras_probs: np.ndarray, litert_probs: np.ndarray) -> dict:
-    """How far the two models' outputs are apart; `equal` is the verdict the export relies on."""
+def compare(keras_probs: np.ndarray, litert_probs: np.ndarray, weights: str = "int8") -> dict:
+    """How far the two models' outputs are apart; `passed` is the verdict of `CHECKS[weights]`."""
+    check = CHECKS[weights]
     max_diff = float(np.abs(keras_probs - litert_probs).max())
     top2 = np.sort(keras_probs, axis=1)[:, -2:]
-    clear = (top2[:, 1] - top2[:, 0]) > 2 * TOLERANCE
+    clear = (top2[:, 1] - top2[:, 0]) > 2 * check.max_abs_diff
     same_top = keras_probs.argmax(axis=1) == litert_probs.argmax(axis=1)
+    agreement_where_clear = float(same_top[clear].mean()) if clear.any() else 1.0
     return {
+        "weights": weights,
         "faces": int(len(keras_probs)),
         "max_abs_diff": max_diff,
         "top_emotion_agreement": float(same_top.mean()),
-        "equal": bool(max_diff <= TOLERANCE and same_top[clear].all()),
+        "passed": bool(max_diff <= check.max_abs_diff and agreement_where_clear >= check.min_agreement),
     }
 
 
@@ -98,21 +129,24 @@ def check_faces() -> tuple[np.ndarray, str]:
     return faces[..., np.newaxis].astype(np.float32) / 255.0, source
 
 
-def export(model_path: Path, out: Path | None = None, faces: tuple[np.ndarray, str] | None = None) -> tuple[Path, dict]:
-    """Write `out` (default: beside the model, `.tflite`) and its sidecar, after checking equality.
+def export(
+    model_path: Path, out: Path | None = None, faces: tuple[np.ndarray, str] | None = None, weights: str = "int8"
+) -> tuple[Path, dict]:
+    """Write `out` (default: beside the model, `.tflite`) and its sidecar, after checking it against Keras.
 
     `faces` is (float faces (N, 48, 48, 1), their description) to check on; default `check_faces()`.
+    `weights` is "int8" (the runtime's default: 3x faster) or "float" (equal to Keras); see `CHECKS`.
     """
     from moodring.training.models import load_model
 
     out = out or model_path.with_suffix(".tflite")
     model = load_model(model_path)
-    flatbuffer = litert_bytes(model)
+    flatbuffer = litert_bytes(model, weights)
     faces, source = faces or check_faces()
-    report = compare(model.predict(faces, batch_size=256, verbose=0), litert_predict(flatbuffer, faces))
-    if not report["equal"]:
+    report = compare(model.predict(faces, batch_size=256, verbose=0), litert_predict(flatbuffer, faces), weights)
+    if not report["passed"]:
         raise ModelError(
-            f"LiteRT export of {model_path} does not match Keras on {source}: max difference "
+            f"{weights} LiteRT export of {model_path} does not match Keras on {source}: max difference "
             f"{report['max_abs_diff']:.2e}, top-emotion agreement {report['top_emotion_agreement']:.4f}; "
             "nothing written"
         )

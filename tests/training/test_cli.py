@@ -273,7 +273,8 @@ def test_export_cli_writes_a_checked_litert_copy(moodring, tmp_path: Path, train
     assert result.code == 0, result.err[-2000:]
     assert f"wrote {tmp_path / 'out' / 'm.tflite'}" in result.out and "PrivateTest" in result.out
     record = json.loads((tmp_path / "out" / "m.tflite.json").read_text())
-    assert record["equal"] and record["faces"] == 112 and record["source"] == "model.keras"
+    assert record["passed"] and record["weights"] == "int8" and record["faces"] == 112
+    assert record["source"] == "model.keras" and "int8 weights" in result.out
     missing = moodring("export", str(tmp_path / "nope.keras"))
     assert missing.code == 2 and moodring_lines(missing.err) == 1
 

@@ -92,7 +92,7 @@ def test_ensemble_views_average_the_member_over_zoomed_and_mirrored_faces(tmp_pa
     # The mirror is a layer of our own: it must survive saving, loading and the LiteRT export.
     ensemble.save(tmp_path / "e.keras")
     np.testing.assert_allclose(load_model(tmp_path / "e.keras").predict(faces, verbose=0), expected, atol=1e-5)
-    litert = EmotionClassifier(litert_bytes(ensemble), "test ensemble")
+    litert = EmotionClassifier(litert_bytes(ensemble, weights="float"), "test ensemble")
     uint8_faces = np.round(faces[..., 0] * 255).astype(np.uint8)
     np.testing.assert_allclose(
         litert.predict(uint8_faces), ensemble.predict(uint8_faces[..., None] / np.float32(255), verbose=0), atol=1e-5
@@ -141,10 +141,10 @@ def test_half_storage_halves_the_files_and_keeps_the_predictions(tmp_path: Path)
     reloaded = load_model(tmp_path / "half.keras")
     np.testing.assert_array_equal(reloaded.predict(faces, verbose=0), half.predict(faces, verbose=0))
     # LiteRT keeps the very same float16 weights, so the export passes the usual equality check.
-    out, record = export(tmp_path / "half.keras", faces=(faces, "random faces"))
-    assert record["equal"] and record["max_abs_diff"] < 1e-4
+    out, record = export(tmp_path / "half.keras", faces=(faces, "random faces"), weights="float")
+    assert record["passed"] and record["max_abs_diff"] < 1e-4
     np.testing.assert_allclose(litert_predict(out.read_bytes(), faces).sum(axis=1), 1.0, atol=1e-5)
-    assert out.stat().st_size < 0.55 * len(litert_bytes(full))
+    assert out.stat().st_size < 0.55 * len(litert_bytes(full, weights="float"))
 
     # A batch norm after an activation stays as it is: folding it into the convolution would be wrong.
     inputs = keras.Input((48, 48, 1))
