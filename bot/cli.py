@@ -12,22 +12,24 @@ NO_TOKEN = (
 )
 
 
+BOT_DESCRIPTION = (
+    "Connect to Discord and answer selfies and /mood until SIGINT/SIGTERM. Publishes the slash commands only when "
+    "they changed since the last sync. Reads DISCORD_TOKEN, DISCORD_GUILD_ID, MOODRING_* and the Spotify settings "
+    "from the environment / .env."
+)
+SYNC_DESCRIPTION = (
+    "Publish /mood, /moodring and /forget-me globally (Discord shows a change within an hour), or to one server "
+    "with --guild (at once, for trying changes out), and print what changed. Syncing one scope removes the "
+    "commands from the other, so nothing is listed twice."
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `bot` and `sync-commands` sub-commands."""
-    parser = subparsers.add_parser(
-        "bot",
-        help="run the Discord bot",
-        description="Connect to Discord and answer selfies and /mood until SIGINT/SIGTERM. Publishes the slash "
-        "commands only when they changed since the last sync. Reads DISCORD_TOKEN, DISCORD_GUILD_ID, MOODRING_* "
-        "and the Spotify settings from the environment / .env.",
-    )
+    parser = subparsers.add_parser("bot", help="run the Discord bot", description=BOT_DESCRIPTION)
     parser.set_defaults(handler=run_bot)
     sync = subparsers.add_parser(
-        "sync-commands",
-        help="publish the bot's slash commands to Discord",
-        description="Publish /mood, /moodring and /forget-me globally (Discord shows a change within an hour), or "
-        "to one server with --guild (at once, for trying changes out), and print what changed. Syncing one "
-        "scope removes the commands from the other, so nothing is listed twice.",
+        "sync-commands", help="publish the bot's slash commands to Discord", description=SYNC_DESCRIPTION
     )
     sync.add_argument("--guild", type=int, metavar="ID", help="publish to this server only (default: global)")
     sync.set_defaults(handler=run_sync_commands)

@@ -24,76 +24,98 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `train` and `evaluate` to the `moodring` command."""
-    train = subparsers.add_parser("train", help="train an emotion model on FER2013")
-    train.add_argument(
+    """Add the training commands to the `moodring` command; each says how to get TensorFlow when it is missing."""
+    commands = (
+        ("train", "train an emotion model on FER2013", _train_arguments, run_train),
+        (
+            "ensemble",
+            "average trained models into one model file, and compare them on PublicTest",
+            _ensemble_arguments,
+            run_ensemble,
+        ),
+        ("members", "save each member of an ensemble as a model file of its own", _members_arguments, run_members),
+        ("evaluate", "measure a model on a FER2013 split", _evaluate_arguments, run_evaluate),
+        (
+            "export",
+            "write a .keras model's LiteRT copy (.tflite), checked against Keras on PrivateTest",
+            _export_arguments,
+            run_export,
+        ),
+    )
+    for name, summary, add_arguments, handler in commands:
+        command = subparsers.add_parser(name, help=summary)
+        add_arguments(command)
+        command.set_defaults(handler=_needs_training_extra(handler))
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    """`moodring train`: the recipe's every knob, with the shipped members' values as defaults."""
+    parser.add_argument(
         "--model",
         choices=MODELS,
         default="cnn",
         help="cnn: VGG-style, the shipped members; rescnn: residual, same cost per face; resnet50v2: transfer learning",
     )
-    train.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
-    train.add_argument(
+    parser.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
+    parser.add_argument(
         "--epochs",
         type=int,
         help="default: " + "; ".join(f"{epochs} for {model}" for model, epochs in DEFAULT_EPOCHS.items()),
     )
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument(
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
         "--widths",
         type=parse_int_list,
         help="CNN filters per stage, comma-separated (default: "
         + "; ".join(f"{','.join(map(str, widths))} for {model}" for model, widths in CNN_WIDTHS.items())
         + ")",
     )
-    train.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
-    train.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
-    train.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
-    train.add_argument(
+    parser.add_argument("--input-size", type=int, default=224, help="ResNet50V2 input side (default 224)")
+    parser.add_argument("--weights", default="imagenet", help="ResNet50V2 base weights: imagenet, none, or a file")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    parser.add_argument(
         "--seed", type=int, default=1337, help="weights, shuffling and augmentation; vary it for ensemble members"
     )
-    train.add_argument("--teacher", type=Path, help="distil from this trained .keras model or ensemble")
-    train.add_argument(
+    parser.add_argument("--teacher", type=Path, help="distil from this trained .keras model or ensemble")
+    parser.add_argument(
         "--distill-weight",
         type=float,
         default=0.3,
         help="share of the teacher's probabilities in the targets (default 0.3; 0.7 made worse members)",
     )
-    train.add_argument(
+    parser.add_argument(
         "--mix",
         choices=("none", "mixup", "cutmix"),
         default="none",
         help="blend pairs of training faces and their labels, a regulariser (default: none, the shipped recipe)",
     )
-    train.add_argument(
+    parser.add_argument(
         "--init-from",
         type=Path,
         metavar="MODEL",
         help="start from this trained float32 model's weights (same architecture) for one more cosine cycle",
     )
-    train.add_argument(
+    parser.add_argument(
         "--final",
         action="store_true",
-        help="train on Training + PublicTest for exactly --epochs and keep the last epoch: for members whose "
-        "recipe was fixed on PublicTest beforehand (nothing is left to select on)",
+        help="train on Training + PublicTest for exactly --epochs, keep the last epoch (a recipe fixed beforehand)",
     )
-    train.add_argument("--limit", type=int, help="train on the first N faces only (smoke tests)")
-    train.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-<time>)")
-    train.add_argument(
+    parser.add_argument("--limit", type=int, help="train on the first N faces only (smoke tests)")
+    parser.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-<time>)")
+    parser.add_argument(
         "--resume", action="store_true", help="continue the run in --run-dir (default: the newest run of --model)"
     )
-    train.set_defaults(handler=run_train)
 
-    ensemble = subparsers.add_parser(
-        "ensemble", help="average trained models into one model file, and compare them on PublicTest"
-    )
-    ensemble.add_argument("members", nargs="+", type=Path, metavar="MODEL", help="trained .keras models")
-    ensemble.add_argument("--out", type=Path, required=True, help="where to save the ensemble (.keras)")
-    ensemble.add_argument(
+
+def _ensemble_arguments(parser: argparse.ArgumentParser) -> None:
+    """`moodring ensemble`: members averaged into one model file."""
+    parser.add_argument("members", nargs="+", type=Path, metavar="MODEL", help="trained .keras models")
+    parser.add_argument("--out", type=Path, required=True, help="where to save the ensemble (.keras)")
+    parser.add_argument(
         "--curves", type=Path, metavar="PNG", help="also draw the members' training curves (their runs' history.csv)"
     )
-    ensemble.add_argument(
+    parser.add_argument(
         "--views",
         type=_view_list,
         default="0",
@@ -101,50 +123,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="test-time views averaged inside the model, e.g. 1,1m,2: pixels cut from each side and resized "
         "back, m for the mirror image (default: 0, the face as it is)",
     )
-    ensemble.add_argument(
+    parser.add_argument(
         "--half-storage",
         action="store_true",
         help="store the weights in float16 (half the file; predictions differ by float16 rounding only), "
         "for ensembles over the 20 MB model limit",
     )
-    ensemble.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
-    ensemble.set_defaults(handler=run_ensemble)
+    parser.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
 
-    members = subparsers.add_parser("members", help="save each member of an ensemble as a model file of its own")
-    members.add_argument("ensemble", type=Path, metavar="ENSEMBLE", help="a .keras model built by `moodring ensemble`")
-    members.add_argument("--out-dir", type=Path, required=True, help="writes member-1.keras, member-2.keras, ... here")
-    members.set_defaults(handler=run_members)
 
-    evaluate = subparsers.add_parser("evaluate", help="measure a model on a FER2013 split")
-    evaluate.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
-    evaluate.add_argument("--split", choices=SPLITS, default="PrivateTest")
-    evaluate.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
-    evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    evaluate.add_argument(
+def _members_arguments(parser: argparse.ArgumentParser) -> None:
+    """`moodring members`: an ensemble's members back as model files."""
+    parser.add_argument("ensemble", type=Path, metavar="ENSEMBLE", help="a .keras model built by `moodring ensemble`")
+    parser.add_argument("--out-dir", type=Path, required=True, help="writes member-1.keras, member-2.keras, ... here")
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """`moodring evaluate`: metrics and a confusion matrix on a FER2013 split."""
+    parser.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
+    parser.add_argument("--split", choices=SPLITS, default="PrivateTest")
+    parser.add_argument("--data", type=Path, help="FER2013 csv(.gz) or image folder (default: MOODRING_FER2013)")
+    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    parser.add_argument(
         "--flip-average",
         action=argparse.BooleanOptionalAction,
         help="average each face with its mirror image, as the selfie pipeline does when MOODRING_FLIP_AVERAGE is on "
         "(default: MOODRING_FLIP_AVERAGE, off)",
     )
-    evaluate.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
-    evaluate.set_defaults(handler=run_evaluate)
+    parser.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
 
-    export = subparsers.add_parser(
-        "export", help="write a .keras model's LiteRT copy (.tflite), checked against Keras on PrivateTest"
-    )
-    export.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
-    export.add_argument("--out", type=Path, help="the .tflite to write (default: beside the model)")
-    export.add_argument(
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    """`moodring export`: the LiteRT copy the selfie pipeline runs."""
+    parser.add_argument("model_path", nargs="?", type=Path, metavar="MODEL", help="default: the shipped model")
+    parser.add_argument("--out", type=Path, help="the .tflite to write (default: beside the model)")
+    parser.add_argument(
         "--weights",
         choices=("int8", "float"),
         default="int8",
         help="int8: weights stored as int8, ~3x faster on a CPU, answers within 0.05 of Keras (default); "
         "float: weights as the model stores them, answers equal to Keras",
     )
-    export.set_defaults(handler=run_export)
-
-    for command in (train, ensemble, members, evaluate, export):
-        command.set_defaults(handler=_needs_training_extra(command.get_default("handler")))
 
 
 def _needs_training_extra(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
