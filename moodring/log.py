@@ -8,6 +8,7 @@ Levels, so that `-v` shows Moodring's own reasoning without the libraries' wire 
 - spotipy: silent below CRITICAL (Moodring logs one line per fallback itself), and with urllib3 at DEBUG
   only with `-v` and `MOODRING_DEBUG_SPOTIFY=1` (its debug output carries bearer and Basic headers and the body
   of every token request);
+- TensorFlow's Python logger: WARNING, INFO with `-v`;
 - everything else: INFO.
 
 Every line then passes `RedactSecrets`, a second line of defence: bearer/Basic credentials, tokens,
@@ -91,3 +92,5 @@ def configure_logging(verbose: bool, settings: Settings, stream: TextIO | None =
     debug_spotify = verbose and settings.debug_spotify
     logging.getLogger("spotipy").setLevel(logging.DEBUG if debug_spotify else logging.CRITICAL)
     logging.getLogger("urllib3").setLevel(logging.DEBUG if debug_spotify else logging.INFO)
+    # Keras' export narrates its temporary files ("Assets written to: /tmp/..."), which asks nothing of a user.
+    logging.getLogger("tensorflow").setLevel(logging.INFO if verbose else logging.WARNING)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from moodring.emotion.classify import sha256_of, sidecar_path
+from moodring.emotion.litert import new_interpreter
 
 from moodring.errors import DataError, ModelError
 
@@ -76,9 +77,7 @@ def litert_bytes(model, weights: str = "int8") -> bytes:
 
 def litert_predict(model_bytes: bytes, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities from the LiteRT interpreter for float faces of shape (N, 48, 48, 1)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes, num_threads=1)
+    interpreter = new_interpreter(model_bytes, "the export", threads=1)
     input_index = interpreter.get_input_details()[0]["index"]
     output_index = interpreter.get_output_details()[0]["index"]
     outputs = []
