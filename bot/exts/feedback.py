@@ -5,16 +5,15 @@ The buttons must work after a restart and only for the user the answer was for. 
 discord.py routes clicks on any reply, old or new, to `RateButton` once it is registered at start-up.
 The five tracks cannot ride in the `custom_id` too (five 22-character Spotify ids already pass its 100
 characters), and the embed does not carry what the recommender learns from (valence, energy), so each
-reply's tracks are stored when it is sent, under `reply:<message id>` in the store's application state,
-and read back on click. That record names no user: `/forget-me` leaves nothing about the user behind in it.
+reply's tracks are stored by message id when it is sent (`Store.remember_reply`) and read back on click.
+That record names no user, so `/forget-me` leaves nothing about the user behind in it, and it is deleted
+after `REPLY_TRACKS_KEPT` (30 days), when the buttons start answering `FORGOTTEN`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import discord
@@ -41,11 +40,6 @@ VERDICTS = {True: "more", False: "less"}
 def rate_id(liked: bool, user_id: int) -> str:
     """The `custom_id` of a rating button for `user_id`'s answer."""
     return f"moodring:{VERDICTS[liked]}:{user_id}"
-
-
-def reply_key(message_id: int) -> str:
-    """The state key under which a reply's tracks are kept."""
-    return f"reply:{message_id}"
 
 
 class RateButton(discord.ui.DynamicItem[discord.ui.Button], template=r"moodring:(?P<verdict>more|less):(?P<user>\d+)"):
@@ -93,7 +87,7 @@ def reply_view(answer: Answer) -> discord.ui.View | None:
 async def remember_reply(store: Store, message_id: int, tracks: list[FeedbackTrack]) -> None:
     """Keep what a click on `message_id`'s buttons needs; without the store, the buttons answer NO_MEMORY."""
     try:
-        await store.set_state(reply_key(message_id), json.dumps([asdict(track) for track in tracks]))
+        await store.remember_reply(message_id, tracks)
     except StoreUnavailable:
         pass  # the store logs the outage once; the answer itself is already sent
 
@@ -101,10 +95,9 @@ async def remember_reply(store: Store, message_id: int, tracks: list[FeedbackTra
 async def record(bot: MoodringBot, message_id: int, user_id: int, liked: bool) -> str:
     """Record `user_id`'s verdict on the tracks of reply `message_id`; returns what to tell them."""
     try:
-        raw = await bot.store.get_state(reply_key(message_id))
-        if raw is None:
+        tracks = await bot.store.reply_tracks(message_id)
+        if tracks is None:
             return FORGOTTEN
-        tracks = [FeedbackTrack(**track) for track in json.loads(raw)]
         await bot.store.record_feedback(discord_user_key(user_id), tracks, liked)
     except StoreUnavailable:
         return NO_MEMORY

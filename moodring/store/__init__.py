@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GUILD_GRACE = timedelta(days=30)
+REPLY_TRACKS_KEPT = timedelta(days=30)
+"""How long an answer's rating buttons keep working: its tracks are deleted after this."""
 """A server's settings are deleted at the first start this long after the fleet last saw the server."""
 SEEN_REFRESH = timedelta(days=1)
 """How stale a server's `last_seen` may get before reading its settings refreshes it."""
@@ -140,6 +142,7 @@ class Store:
         self._url = url
         self._settings = settings
         self._down_since: float | None = None
+        self._next_reply_prune = 0.0
         dialect = postgresql if url.get_backend_name() == "postgresql" else sqlite
         self._insert = dialect.insert  # INSERT ... ON CONFLICT, spelled alike by both back-ends
 
@@ -171,7 +174,8 @@ class Store:
 
     async def _start(self) -> None:
         """The write check at start (a read-only database fails here, not on the first request), the
-        one-time copy of the old playlist file, and the grace-period prune of servers not seen."""
+        one-time copy of the old playlist file, the grace-period prune of servers not seen, and the prune of
+        answers' tracks older than `REPLY_TRACKS_KEPT`."""
         async with self._engine.begin() as connection:
             await self._put_state(connection, "store.last_start", _now().isoformat())
             pruned = await connection.execute(
@@ -179,6 +183,7 @@ class Store:
             )
             if pruned.rowcount:
                 log.info("deleted the settings of %d server(s) not seen for %d days", pruned.rowcount, GUILD_GRACE.days)
+            await self._prune_reply_tracks(connection)
             await self._import_playlist_file(connection, self._settings.playlist_store)
 
     async def close(self) -> None:
@@ -389,6 +394,31 @@ class Store:
             for table in (schema.user_preferences, schema.recent_tracks, schema.feedback):
                 deleted += (await connection.execute(delete(table).where(table.c.user_key == user_key))).rowcount
         return deleted
+
+    # ---- answers' rating buttons ---------------------------------------------------------------
+
+    async def remember_reply(self, message_id: int, tracks: list[FeedbackTrack]) -> None:
+        """Keep the tracks of the answer `message_id` for its rating buttons (no user: see the schema)."""
+        row = {"message_id": message_id, "tracks": [asdict(track) for track in tracks], "sent_at": _now()}
+        async with self._transaction() as connection:
+            await connection.execute(self._insert(schema.reply_tracks).values(row).on_conflict_do_nothing())
+            if time.monotonic() >= self._next_reply_prune:  # a long-running bot prunes daily, not only at start
+                await self._prune_reply_tracks(connection)
+
+    async def reply_tracks(self, message_id: int) -> list[FeedbackTrack] | None:
+        """The tracks of the answer `message_id`; None when never stored or older than `REPLY_TRACKS_KEPT`."""
+        table = schema.reply_tracks
+        statement = select(table.c.tracks).where(
+            table.c.message_id == message_id, table.c.sent_at >= _now() - REPLY_TRACKS_KEPT
+        )
+        async with self._transaction(atomic=False) as connection:
+            tracks = await connection.scalar(statement)
+        return None if tracks is None else [FeedbackTrack(**track) for track in tracks]
+
+    async def _prune_reply_tracks(self, connection: AsyncConnection) -> None:
+        table = schema.reply_tracks
+        await connection.execute(delete(table).where(table.c.sent_at < _now() - REPLY_TRACKS_KEPT))
+        self._next_reply_prune = time.monotonic() + timedelta(days=1).total_seconds()
 
     # ---- playlists ---------------------------------------------------------------------------
 

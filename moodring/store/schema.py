@@ -9,6 +9,8 @@ timestamps. Never an image, a face crop, a face embedding or an emotion score ti
   so that forgetting a user is three deletes by one key.
 - `playlists`: one Spotify playlist per emotion across a fleet; the primary key is the unique constraint
   that makes `claim_playlist` race-free.
+- `reply_tracks`: the tracks of each answer the bot sent, for its rating buttons; no user, kept
+  `REPLY_TRACKS_KEPT` (after which the buttons say they no longer remember the answer).
 - `app_state`: small named values (e.g. the slash-command tree fingerprint).
 
 Alembic's migrations (`moodring/store/migrations/versions/`) create and change these tables; a change here
@@ -90,6 +92,14 @@ class Playlist(Base):
     claimed_at: Mapped[datetime]
 
 
+class ReplyTracks(Base):
+    __tablename__ = "reply_tracks"
+
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tracks: Mapped[list[dict]] = mapped_column(JSON)  # FeedbackTrack fields: id, artist, valence, energy
+    sent_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class AppState(Base):
     __tablename__ = "app_state"
 
@@ -103,4 +113,5 @@ user_preferences = UserPreference.__table__
 recent_tracks = RecentTrack.__table__
 feedback = Feedback.__table__
 playlists = Playlist.__table__
+reply_tracks = ReplyTracks.__table__
 app_state = AppState.__table__

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from moodring.store import FeedbackTrack
 
-TABLES = ("guild_settings", "user_preferences", "recent_tracks", "feedback", "playlists", "app_state")
+TABLES = ("guild_settings", "user_preferences", "recent_tracks", "feedback", "playlists", "reply_tracks", "app_state")
 
 
 class AppState:
@@ -75,6 +75,17 @@ class Database:
     def user_strategies(self) -> dict[str, str]:
         """Each user's kept strategy."""
         return dict(self._connection.execute("SELECT user_key, strategy FROM user_preferences"))
+
+    def reply_tracks(self, message_id: int) -> str | None:
+        """The stored tracks of one answer, as the JSON text in the table; None if there is no row."""
+        row = self._connection.execute("SELECT tracks FROM reply_tracks WHERE message_id = ?", (message_id,))
+        found = row.fetchone()
+        return None if found is None else found[0]
+
+    def age_replies(self, days: int) -> None:
+        """Move every answer's send time `days` into the past, as if that long had gone by."""
+        with self._connection:
+            self._connection.execute("UPDATE reply_tracks SET sent_at = datetime(sent_at, ?)", (f"-{days} days",))
 
     @property
     def guilds(self) -> set[int]:

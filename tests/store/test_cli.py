@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from moodring.cli import main
+from moodring.store.migrate import head_revision
 from tests.postgres import free_port
 from tests.store.test_store import execute
 
@@ -31,7 +32,7 @@ def recommend(capsys: pytest.CaptureFixture, *extra: str) -> list[str]:
 
 def test_history_makes_runs_vary_and_forget_starts_over(cli_database: str, capsys: pytest.CaptureFixture):
     assert main(["db", "upgrade"]) == 0
-    assert "schema at 0001 (was empty)" in capsys.readouterr().out
+    assert f"schema at {head_revision()} (was empty)" in capsys.readouterr().out
     runs = [recommend(capsys, "--user", "alice") for _ in range(4)]
     assert len({track for run in runs for track in run}) == 20
     assert main(["forget", "--user", "alice"]) == 0
@@ -68,7 +69,7 @@ def test_a_newer_schema_stops_every_command_with_one_line(cli_database: str, cap
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and "newer than this Moodring" in err
     assert main(["db", "current"]) == 0
-    assert capsys.readouterr().out.startswith("database schema: ffff; this Moodring's: 0001")
+    assert capsys.readouterr().out.startswith(f"database schema: ffff; this Moodring's: {head_revision()}")
 
 
 def test_an_unreachable_database_stops_the_cli_with_one_line(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -23,7 +24,7 @@ from moodring.store import (
     user_key_from_cli,
 )
 from moodring.store.database import async_url, create_engine, default_database_url
-from moodring.store.migrate import head_revision
+from moodring.store.migrate import alembic_config, head_revision
 from moodring.store.schema import metadata
 from tests.store.conftest import start_postgres, store_settings
 
@@ -73,6 +74,35 @@ async def test_the_migrations_build_exactly_the_schema_module(database_url: str,
     finally:
         await engine.dispose()
     assert differences == []
+
+
+async def test_answers_kept_in_app_state_before_0002_move_to_their_own_table(database_url: str, tmp_path: Path):
+    engine = create_engine(async_url(database_url))
+    try:
+        async with engine.connect() as connection:
+
+            def to_0001(sync) -> None:
+                config = alembic_config()
+                config.attributes["connection"] = sync
+                command.upgrade(config, "0001")
+
+            await connection.run_sync(to_0001)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+    tracks = [{"track_id": "t1", "artist": "A", "valence": 0.5, "energy": 0.25}]
+    await execute(
+        database_url, "INSERT INTO app_state (key, value) VALUES ('reply:42', :value)", value=json.dumps(tracks)
+    )
+    await execute(database_url, "INSERT INTO app_state (key, value) VALUES ('commands.fingerprint', 'abc')")
+
+    store = await Store.connect(store_settings(database_url, tmp_path))
+    try:
+        assert await store.reply_tracks(42) == [FeedbackTrack("t1", "A", 0.5, 0.25)]
+        assert await store.get_state("commands.fingerprint") == "abc"
+    finally:
+        await store.close()
+    assert await execute(database_url, "SELECT count(*) FROM app_state WHERE key LIKE 'reply:%'") == [(0,)]
 
 
 async def test_a_database_newer_than_the_code_is_refused_and_left_untouched(database_url: str, tmp_path: Path):

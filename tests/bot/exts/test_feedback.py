@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from moodring.bot.exts.feedback import FORGOTTEN, NO_MEMORY, NOT_YOURS, THANKS, rate_id, reply_key
+from moodring.bot.exts.feedback import FORGOTTEN, NO_MEMORY, NOT_YOURS, THANKS, rate_id
 
 
 async def _answered(world, selfie):
@@ -79,5 +79,21 @@ async def test_the_stored_reply_names_no_user(start_bot, selfie, database):
     world = await start_bot()
     reply = await _answered(world, selfie)
 
-    stored = database.state[reply_key(reply.id)]
+    stored = database.reply_tracks(reply.id)
     assert str(world.users[0].id) not in stored and len(json.loads(stored)) == 5
+
+
+async def test_an_answer_older_than_thirty_days_is_forgotten_and_pruned_at_the_next_start(start_bot, selfie, database):
+    world = await start_bot()
+    reply = await _answered(world, selfie)
+    database.age_replies(days=29)
+    kept = await world.click(world.users[0], reply.id, rate_id(True, world.users[0].id))
+    database.age_replies(days=2)
+    aged = await world.click(world.users[0], reply.id, rate_id(True, world.users[0].id))
+
+    assert [note.content for note in world.interactions.for_interaction(kept)] == [THANKS[True]]
+    assert [note.content for note in world.interactions.for_interaction(aged)] == [FORGOTTEN]
+    assert database.reply_tracks(reply.id) is not None
+    await world.close()
+    await start_bot()  # a restart prunes it
+    assert database.reply_tracks(reply.id) is None
