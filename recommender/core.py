@@ -149,44 +149,19 @@ class Recommender:
         listener = listener or Listener()
 
         if ranking == "popularity":
+            score = None
             candidates = rows[: k * CANDIDATES_PER_TRACK]
         else:
-            row_of = self.table.row_of
-            kept = [row_of[track_id] for track_id in listener.kept_track_ids if track_id in row_of]
-            kept_points = list(zip(self.table.valence[kept].tolist(), self.table.energy[kept].tolist(), strict=True))
-            point = listener.target(target.valence, target.energy, kept_points)
-            weight = POPULARITY_WEIGHT if listener.avoided_point is None else POPULARITY_WEIGHT_AVOIDING
-
-            def scores(candidate_rows: np.ndarray, candidate_popularity: np.ndarray) -> np.ndarray:
-                return varied_scores(
-                    candidate_popularity,
-                    self.table.valence[candidate_rows],
-                    self.table.energy[candidate_rows],
-                    point,
-                    self._nudges(candidate_rows, user_key, emotion_name),
-                    weight,
-                )
-
-            ordered = rows[np.argsort(-scores(rows, popularity[rows]), kind="stable")]
+            score = self._varied_score(target.valence, target.energy, listener, user_key, emotion_name)
+            ordered = rows[np.argsort(-score(rows, popularity[rows]), kind="stable")]
             candidates = self._pick_varied(ordered, k * CANDIDATES_PER_TRACK, listener)
 
         problems = []
-        live: dict[str, int | None] = {}
+        merged = popularity[candidates].copy()
         if self.spotify is not None and len(candidates):
-            live, problem = self.spotify.popularity(self.table.ids[candidates].tolist(), deadline)
+            candidates, merged, problem = self._with_live_popularity(candidates, merged, score, deadline)
             if problem:
                 problems.append(f"live popularity incomplete ({problem})")
-        merged = popularity[candidates].copy()
-        if live:  # Spotify moved some songs: rank the candidates again with the live values
-            for position, row in enumerate(candidates):
-                value = live.get(self.table.ids[row])
-                if value is not None:
-                    merged[position] = value
-            if ranking == "popularity":
-                order = np.argsort(-np.nan_to_num(merged, nan=-1.0), kind="stable")
-            else:
-                order = np.argsort(-scores(candidates, merged), kind="stable")
-            candidates, merged = candidates[order], merged[order]
         tracks = [self._track(row, value) for row, value in zip(candidates[:k], merged[:k], strict=False)]
 
         url = None
@@ -197,6 +172,51 @@ class Recommender:
         if problems:
             log.warning("Spotify: %s; answered from the local song table", "; ".join(problems))
         return Recommendation(emotion=emotion_name, mood=target.mood, tracks=tracks, playlist_url=url)
+
+    def _varied_score(
+        self, valence: float, energy: float, listener: Listener, user_key: str | None, emotion: str
+    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The `varied` ranking's score of table rows given their popularity, aimed where the listener leans."""
+        row_of = self.table.row_of
+        kept = [row_of[track_id] for track_id in listener.kept_track_ids if track_id in row_of]
+        kept_points = list(zip(self.table.valence[kept].tolist(), self.table.energy[kept].tolist(), strict=True))
+        point = listener.target(valence, energy, kept_points)
+        weight = POPULARITY_WEIGHT if listener.avoided_point is None else POPULARITY_WEIGHT_AVOIDING
+
+        def score(rows: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+            return varied_scores(
+                popularity,
+                self.table.valence[rows],
+                self.table.energy[rows],
+                point,
+                self._nudges(rows, user_key, emotion),
+                weight,
+            )
+
+        return score
+
+    def _with_live_popularity(
+        self,
+        candidates: np.ndarray,
+        popularity: np.ndarray,
+        score: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+        deadline: float,
+    ) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """The candidates ranked again with Spotify's live popularity where it differs from the table's
+        (`score` None: by popularity alone), their popularity, and what went wrong asking, if anything."""
+        live, problem = self.spotify.popularity(self.table.ids[candidates].tolist(), deadline)
+        if not live:
+            return candidates, popularity, problem
+        merged = popularity.copy()
+        for position, row in enumerate(candidates):
+            value = live.get(self.table.ids[row])
+            if value is not None:
+                merged[position] = value
+        if score is None:
+            order = np.argsort(-np.nan_to_num(merged, nan=-1.0), kind="stable")
+        else:
+            order = np.argsort(-score(candidates, merged), kind="stable")
+        return candidates[order], merged[order], problem
 
     def _track(self, row: int, popularity: float) -> Track:
         track_id = str(self.table.ids[row])
