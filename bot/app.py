@@ -7,8 +7,9 @@ setting fails fast, in one line, before anything slow happens:
 1. `verify_token` asks Discord who the token belongs to (a bad token or no network ends here, before
    discord.py's own login logs anything);
 2. `setup_hook` (after login, before the gateway connects) opens the store and the download session,
-   loads the model and the song table, loads the features (`INITIAL_EXTENSIONS`, as RoboDanny does), and
-   syncs the slash commands only when they changed since the last sync (`moodring.bot.sync`).
+   loads the model and the song table, builds each worker thread's interpreters (so that the first selfies
+   do not stall the event loop), loads the features (`INITIAL_EXTENSIONS`, as RoboDanny does), and syncs
+   the slash commands only when they changed since the last sync (`moodring.bot.sync`).
 
 Without the Message Content intent enabled for the application, the bot does not ask for it: it then
 answers DMs, @mentions and `/mood`, and says so once in the log.
@@ -138,7 +139,7 @@ class MoodringBot(commands.AutoShardedBot):
             log.warning(NO_MESSAGE_CONTENT)
 
     async def _load_pipeline(self) -> None:
-        """The model and the song table, built off the event loop (a few seconds)."""
+        """The model and the song table, built off the event loop (a few seconds), and every worker's interpreters."""
         if self.recognizer is None:
             from moodring.emotion import EmotionRecognizer
 
@@ -154,6 +155,7 @@ class MoodringBot(commands.AutoShardedBot):
                 Recommender.from_settings, self.settings, lambda account: playlist_ids
             )
             self._owned.append("recommender")
+        await self.work.prepare_threads(self.recognizer.warm_up)
 
     async def on_ready(self) -> None:
         """Log the connection (called again after every reconnect)."""

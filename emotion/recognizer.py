@@ -133,6 +133,17 @@ class EmotionRecognizer:
         dominant = EMOTIONS[int((probabilities * areas[:, None]).sum(axis=0).argmax())]
         return Analysis(faces, dominant, working.width, working.height)
 
+    def warm_up(self) -> None:
+        """Build the calling thread's interpreters and run each model once, on blank input.
+
+        Each thread gets its own interpreters on its first call, which costs ~120 ms of CPU (model
+        parsing, XNNPACK weight packing), mostly with the GIL held: done on a worker's first selfie, it
+        stalls the bot's event loop for as long. The bot calls this on every worker thread at start-up.
+        """
+        side = self.tight_crop_max_side + 1  # large enough to be searched for faces, not taken as a face
+        self.detector.detect(Image.new("RGB", (side, side)))
+        self._classify(np.zeros((1, FACE_SIZE, FACE_SIZE), np.uint8))
+
     def _classify(self, faces: np.ndarray) -> np.ndarray:
         if not self.flip_average:
             return self.classifier.predict(faces)
