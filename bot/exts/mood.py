@@ -108,7 +108,8 @@ def compute_mood(
     Runs on a worker thread: inference, image drawing and Spotify calls are all blocking. The
     playlist link is always asked for; the recommender gives one only when Spotify is set up.
     """
-    analysis = recognizer.analyze(image) if image is not None else None
+    working = recognizer.decode(image) if image is not None else None  # decoded once: analysed, then drawn on
+    analysis = recognizer.analyze_picture(working) if working is not None else None
     emotion = chosen_emotion or (analysis.emotion if analysis is not None else None)
     if emotion is None:
         return MoodResult(analysis, None, None)
@@ -117,7 +118,7 @@ def compute_mood(
     )
     picture = None
     if with_picture and analysis is not None and analysis.faces:
-        picture = annotate(image, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
+        picture = annotate(working, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
     return MoodResult(analysis, recommendation, picture)
 
 
