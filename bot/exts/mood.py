@@ -217,7 +217,7 @@ class MoodCog(commands.Cog, name="Mood"):
         """Answer one request exactly once, whatever happens on the way.
 
         Checks run in order of cost: attachment metadata, cooldown, queue admission, then the store, the
-        download and the worker thread (a refusal costs no store call). The queue slot is held until the
+        download and the worker thread (a refusal makes no store call here). The queue slot is held until the
         answer is sent, so a shutdown that drains the queue still delivers every admitted answer.
         """
         started = time.perf_counter()
