@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -34,6 +35,7 @@ class WorkQueue:
     """Admits at most `capacity` requests at once and runs their heavy parts on `workers` threads."""
 
     def __init__(self, workers: int, capacity: int) -> None:
+        self.workers = workers
         self.capacity = capacity
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodring-worker")
         self._in_flight = 0
@@ -68,6 +70,21 @@ class WorkQueue:
         """`function(*args, **kwargs)` on a worker thread; the event loop stays free meanwhile."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+
+    async def prepare_threads(self, prepare: Callable[[], object], timeout: float = 60.0) -> None:
+        """Start every worker thread now and run `prepare()` once on each (e.g. to build per-thread models).
+
+        Threads otherwise start on the first requests, and whatever they build then, with the GIL held,
+        stalls the event loop while users wait. A barrier holds each call until all `workers` have
+        started, so that no thread runs two of them and every thread runs one.
+        """
+        barrier = threading.Barrier(self.workers)
+
+        def once() -> None:
+            barrier.wait(timeout)
+            prepare()
+
+        await asyncio.gather(*(self.run(once) for _ in range(self.workers)))
 
     async def drain(self, timeout: float) -> None:
         """Stop admitting, let admitted requests finish (up to `timeout` s), then stop the threads."""

@@ -82,11 +82,12 @@ def run_predict(args: argparse.Namespace) -> int:
     for path in args.images:
         try:
             data = read_image_file(path, settings.max_image_bytes)
-            analysis = recognizer.analyze(data)
+            working = recognizer.decode(data)  # once: analysed, then drawn on
+            analysis = recognizer.analyze_picture(working)
             if args.annotate is not None:
                 target, image_format = _annotation_target(args.annotate, path, several, annotated)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(annotate(data, analysis, format=image_format))
+                target.write_bytes(annotate(working, analysis, format=image_format))
         except (OSError, MoodringError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             print(f"moodring: error: {path}: {reason}", file=sys.stderr, flush=True)

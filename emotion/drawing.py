@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from moodring.emotion.image import decode_image
+from moodring.emotion.image import WorkingImage, decode_image, fit
 from moodring.emotion.recognizer import Analysis
 from PIL import ImageDraw, ImageFont
 
@@ -25,23 +25,31 @@ LOSSY_QUALITY = 85
 """JPEG/WebP quality: labels stay crisp at a fraction of PNG's size (a reply's picture is a preview)."""
 
 
-def annotate(image_bytes: bytes, analysis: Analysis, *, format: str = "PNG", max_side: int = OUTPUT_MAX_SIDE) -> bytes:
+def annotate(
+    image: bytes | WorkingImage, analysis: Analysis, *, format: str = "PNG", max_side: int = OUTPUT_MAX_SIDE
+) -> bytes:
     """The picture (upright, at most `max_side` px long) with every face boxed and labelled, as PNG/JPEG/WebP.
 
-    The picture is scaled down before drawing, so that its cost follows the size it is shown at (the bot
-    asks for Discord's preview size) rather than the size of the upload.
+    `image` is the image file's bytes, or the picture `EmotionRecognizer.decode` gave the analysis (then it
+    is not decoded a second time, and not changed). It is scaled down before drawing, so that the cost
+    follows the size the picture is shown at (the bot asks for Discord's preview size) rather than the size
+    of the upload.
 
-    `analysis` must come from the same bytes; boxes are in its original-pixel coordinates.
+    `analysis` must come from the same picture; boxes are in its original-pixel coordinates.
     Raises `ImageError` if the bytes are not an image.
     """
-    defaults = Settings()
-    working = decode_image(
-        image_bytes,
-        max_bytes=defaults.max_image_bytes,
-        max_pixels=defaults.max_image_pixels,
-        max_side=max_side,
-    )
-    picture = working.image  # this call's own decode: drawn on in place
+    if isinstance(image, WorkingImage):
+        shown = fit(image.image, max_side)
+        working = WorkingImage(shown if shown is not image.image else shown.copy(), image.width, image.height)
+    else:
+        defaults = Settings()
+        working = decode_image(
+            image,
+            max_bytes=defaults.max_image_bytes,
+            max_pixels=defaults.max_image_pixels,
+            max_side=max_side,
+        )
+    picture = working.image  # this call's own picture: drawn on in place
     draw = ImageDraw.Draw(picture)
     longest = max(picture.size)
     line = max(2, round(longest / 250))

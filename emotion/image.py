@@ -138,10 +138,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int)
         upright = upright.transpose(transpose)
         if orientation >= 5:
             width, height = height, width
-    return WorkingImage(_fit(upright, max_side), width, height)
+    return WorkingImage(fit(upright, max_side), width, height)
 
 
-def _fit(image: Image.Image, max_side: int) -> Image.Image:
+def fit(image: Image.Image, max_side: int) -> Image.Image:
     """Downscale so the longer side is at most `max_side`, by area averaging (box filter), which never
     aliases; Pillow's bilinear widens its support when reducing and costs more for nothing here."""
     factor = max(image.size) / max_side

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from moodring.emotion.classify import FACE_SIZE, EmotionClassifier
 from moodring.emotion.detect import Detection, FaceDetector
-from moodring.emotion.image import decode_image
+from moodring.emotion.image import WorkingImage, decode_image
 from PIL import Image
 
 from moodring import EMOTIONS
@@ -97,17 +97,28 @@ class EmotionRecognizer:
         )
 
     def analyze(self, image_bytes: bytes) -> Analysis:
-        """Find every face in an image file's bytes and read its emotion; `ImageError` if not an image.
+        """Find every face in an image file's bytes and read its emotion; `ImageError` if not an image."""
+        return self.analyze_picture(self.decode(image_bytes))
 
-        An image no larger than `tight_crop_max_side` is taken to be a face crop already (like
-        FER2013's 48x48 faces) and classified whole; otherwise only detected faces are classified.
+    def decode(self, image_bytes: bytes) -> WorkingImage:
+        """The picture as `analyze` reads it (upright, at most `working_max_side` long); `ImageError` if not one.
+
+        Decoded once, it can be analysed (`analyze_picture`) and then drawn on (`annotate`) without a second
+        decode.
         """
-        working = decode_image(
+        return decode_image(
             image_bytes,
             max_bytes=self.max_image_bytes,
             max_pixels=self.max_image_pixels,
             max_side=self.working_max_side,
         )
+
+    def analyze_picture(self, working: WorkingImage) -> Analysis:
+        """Find every face in a picture from `decode` and read its emotion; the picture is not changed.
+
+        An image no larger than `tight_crop_max_side` is taken to be a face crop already (like
+        FER2013's 48x48 faces) and classified whole; otherwise only detected faces are classified.
+        """
         picture = working.image
         if max(working.width, working.height) <= self.tight_crop_max_side:
             boxes = [(0.0, 0.0, float(picture.width), float(picture.height))]
@@ -132,6 +143,17 @@ class EmotionRecognizer:
         areas = np.array([face.box[2] * face.box[3] for face in faces], dtype=np.float64)
         dominant = EMOTIONS[int((probabilities * areas[:, None]).sum(axis=0).argmax())]
         return Analysis(faces, dominant, working.width, working.height)
+
+    def warm_up(self) -> None:
+        """Build the calling thread's interpreters and run each model once, on blank input.
+
+        Each thread gets its own interpreters on its first call, which costs ~120 ms of CPU (model
+        parsing, XNNPACK weight packing), mostly with the GIL held: done on a worker's first selfie, it
+        stalls the bot's event loop for as long. The bot calls this on every worker thread at start-up.
+        """
+        side = self.tight_crop_max_side + 1  # large enough to be searched for faces, not taken as a face
+        self.detector.detect(Image.new("RGB", (side, side)))
+        self._classify(np.zeros((1, FACE_SIZE, FACE_SIZE), np.uint8))
 
     def _classify(self, faces: np.ndarray) -> np.ndarray:
         if not self.flip_average:

@@ -483,11 +483,18 @@ def _synced_command(application_id: int, guild_id: int | None, command: dict) ->
 
 
 class LoopLagProbe:
-    """While active, sleeps `interval` s in a loop and records how late each wake-up is (the loop's lag)."""
+    """While active, sleeps `interval` s in a loop and records how late each wake-up is (the loop's lag).
+
+    Lag is wall time: it also grows when the loop's thread waits for a core (other processes) or for the
+    GIL (other threads). `busy` records, for each wake-up, the CPU the loop's own thread spent since the
+    previous one: a wake-up can be late by more than `interval` through the loop's own work only as far
+    as that CPU allows, whatever the machine's load.
+    """
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.lags: list[float] = []
+        self.busy: list[float] = []
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> LoopLagProbe:
@@ -506,9 +513,10 @@ class LoopLagProbe:
     async def _measure(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(self.interval)
             self.lags.append(max(0.0, loop.time() - before - self.interval))
+            self.busy.append(time.thread_time() - cpu)
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0..100) of the recorded lags, in seconds."""

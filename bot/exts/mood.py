@@ -5,8 +5,9 @@ is read only in a watched channel, or when the bot is @mentioned with it; anythi
 before a byte is downloaded. DMs and `/mood` always work.
 
 Both entry points go through `respond`, which checks a request in the order of cost (attachment metadata →
-cooldown → queue admission → download → worker thread) and sends exactly one answer; refusals are private
-(a reaction or an ephemeral message) and unexpected exceptions become a logged, private apology.
+cooldown → queue admission → the user's stored strategy and history → download → worker thread) and sends
+exactly one answer; refusals are private (a reaction or an ephemeral message) and unexpected exceptions become
+a logged, private apology.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def compute_mood(
     Runs on a worker thread: inference, image drawing and Spotify calls are all blocking. The
     playlist link is always asked for; the recommender gives one only when Spotify is set up.
     """
-    analysis = recognizer.analyze(image) if image is not None else None
+    working = recognizer.decode(image) if image is not None else None  # decoded once: analysed, then drawn on
+    analysis = recognizer.analyze_picture(working) if working is not None else None
     emotion = chosen_emotion or (analysis.emotion if analysis is not None else None)
     if emotion is None:
         return MoodResult(analysis, None, None)
@@ -116,7 +118,7 @@ def compute_mood(
     )
     picture = None
     if with_picture and analysis is not None and analysis.faces:
-        picture = annotate(image, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
+        picture = annotate(working, analysis, format=PICTURE_FORMAT, max_side=PICTURE_MAX_SIDE)
     return MoodResult(analysis, recommendation, picture)
 
 
@@ -147,8 +149,7 @@ class MoodCog(commands.Cog, name="Mood"):
             if not message.attachments:
                 await self._deliver(replies, Answer(USAGE), request)
                 return
-            strategy = await self.strategy_for(message.author.id, None, None)
-            await self.respond(replies, request, message.author.id, message.attachments[0], None, strategy, True)
+            await self.respond(replies, request, message.author.id, message.attachments[0], None, None, None, True)
             return
         if not message.attachments:
             return
@@ -157,10 +158,9 @@ class MoodCog(commands.Cog, name="Mood"):
         if not mentioned and not (server is not None and server.answer_selfies and _watched(server, message)):
             return
         images = [attachment for attachment in message.attachments if looks_like_image(attachment)]
-        strategy = await self.strategy_for(message.author.id, None, server)
         with_picture = server is None or server.reply_style == "picture"
         chosen = (images or message.attachments)[0]  # a file that is not an image: say (privately) why not
-        await self.respond(replies, request, message.author.id, chosen, None, strategy, with_picture)
+        await self.respond(replies, request, message.author.id, chosen, None, None, server, with_picture)
 
     @app_commands.command(name="mood", description="Read the mood on a selfie (or pick one) and get five songs for it")
     @app_commands.describe(
@@ -182,9 +182,8 @@ class MoodCog(commands.Cog, name="Mood"):
             await self._deliver(replies, Answer(USAGE, private=True), request)
             return
         server = await self.server_settings(interaction.guild_id) if interaction.guild_id is not None else None
-        strategy = await self.strategy_for(interaction.user.id, strategy, server)
         with_picture = server is None or server.reply_style == "picture"
-        await self.respond(replies, request, interaction.user.id, selfie, emotion, strategy, with_picture)
+        await self.respond(replies, request, interaction.user.id, selfie, emotion, strategy, server, with_picture)
 
     async def strategy_for(self, user_id: int, chosen: str | None, server: GuildSettings | None) -> str | None:
         """The user's choice now (then kept), else their last choice, else the server's default."""
@@ -211,14 +210,15 @@ class MoodCog(commands.Cog, name="Mood"):
         user_id: int,
         selfie: discord.Attachment | None,
         chosen_emotion: str | None,
-        strategy: str | None,
+        chosen_strategy: str | None,
+        server: GuildSettings | None,
         with_picture: bool,
     ) -> None:
         """Answer one request exactly once, whatever happens on the way.
 
-        Checks run in order of cost: attachment metadata, cooldown, queue admission, then the download
-        and the worker thread. The queue slot is held until the answer is sent, so a shutdown that
-        drains the queue still delivers every admitted answer.
+        Checks run in order of cost: attachment metadata, cooldown, queue admission, then the store, the
+        download and the worker thread (a refusal makes no store call here). The queue slot is held until the
+        answer is sent, so a shutdown that drains the queue still delivers every admitted answer.
         """
         started = time.perf_counter()
         slot = None
@@ -231,7 +231,9 @@ class MoodCog(commands.Cog, name="Mood"):
                         answer = refusal(SHUTTING_DOWN if self.bot.work.closing else BUSY, WAIT_REACTION)
                     else:
                         self.cooldown.get_bucket(user_id).update_rate_limit()
-                        answer = await self._analyse(replies, user_id, selfie, chosen_emotion, strategy, with_picture)
+                        answer = await self._analyse(
+                            replies, user_id, selfie, chosen_emotion, chosen_strategy, server, with_picture
+                        )
             except Exception:  # the user still gets an answer; the traceback goes to the log
                 log.exception("request failed (%s)", request)  # ids only: the selfie never reaches the log
                 answer = refusal(SORRY, REFUSED_REACTION)
@@ -261,7 +263,8 @@ class MoodCog(commands.Cog, name="Mood"):
         user_id: int,
         selfie: discord.Attachment | None,
         chosen_emotion: str | None,
-        strategy: str | None,
+        chosen_strategy: str | None,
+        server: GuildSettings | None,
         with_picture: bool,
     ) -> Answer:
         """Download (capped), then analyse and recommend on a worker thread, showing that work is under way."""
@@ -270,6 +273,7 @@ class MoodCog(commands.Cog, name="Mood"):
                 image = None
                 if selfie is not None:
                     image = await download(self.bot.http_session, selfie.url, self.settings.max_attachment_bytes)
+                strategy = await self.strategy_for(user_id, chosen_strategy, server)
                 result = await self.recommend_for(user_id, image, chosen_emotion, strategy, with_picture)
             except (AttachmentError, ImageError) as exc:
                 return refusal(str(exc), REFUSED_REACTION)

@@ -40,6 +40,7 @@ from moodring.settings import Settings
 from moodring.store import schema
 from moodring.store.database import (
     configured_url,
+    create_autocommit_engine,
     create_engine,
     is_outage,
     outage_reason,
@@ -138,7 +139,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, url: URL, settings: Settings) -> None:
         self._engine = engine
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = create_autocommit_engine(url, engine)
         self._url = url
         self._settings = settings
         self._down_since: float | None = None
@@ -165,7 +166,7 @@ class Store:
             await ensure_schema(engine)
             await store._start()
         except BaseException as error:
-            await engine.dispose()
+            await store.close()
             if is_outage(error):
                 raise StoreUnavailable(outage_reason(error, url)) from None
             raise
@@ -189,6 +190,8 @@ class Store:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._engine.dispose()
+        if self._autocommit.sync_engine.pool is not self._engine.sync_engine.pool:
+            await self._autocommit.dispose()
 
     async def __aenter__(self) -> Store:
         return self

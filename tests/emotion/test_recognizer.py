@@ -172,6 +172,23 @@ def test_annotate_draws_each_box_in_its_emotion_colour(recognizer: EmotionRecogn
     assert as_jpeg.format == "JPEG"
 
 
+def test_a_picture_decoded_once_is_analysed_and_drawn_on_as_the_bytes_are(
+    recognizer: EmotionRecognizer, astronaut: Image.Image
+) -> None:
+    data = jpeg(astronaut.resize((1600, 1600)))  # larger than the analysis reads it and than it is shown
+    working = recognizer.decode(data)
+    before = working.image.copy()
+    analysis = recognizer.analyze_picture(working)
+    assert analysis == recognizer.analyze(data)
+
+    from_bytes = np.asarray(Image.open(io.BytesIO(annotate(data, analysis, max_side=640))), dtype=int)
+    reused = np.asarray(Image.open(io.BytesIO(annotate(working, analysis, max_side=640))), dtype=int)
+    assert reused.shape == from_bytes.shape == (640, 640, 3)
+    assert np.abs(reused - from_bytes).mean() < 2  # scaled down from the analysis's picture, not decoded again
+    assert Image.open(io.BytesIO(annotate(working, analysis))).size == (1024, 1024)  # the analysis's own size
+    assert working.image.tobytes() == before.tobytes()  # drawn on a copy: the analysis's picture is unchanged
+
+
 @pytest.mark.parametrize("angle", [-30, -15, 15, 30])
 def test_rolled_head_is_cropped_upright_as_the_upright_one(
     recognizer: EmotionRecognizer, astronaut: Image.Image, angle: int
