@@ -63,6 +63,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `slow` go first: a long test started last would leave the other worker idle meanwhile."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def user_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The user's data folder (platformdirs, where the default SQLite store lives) inside the test's folder,

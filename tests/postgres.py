@@ -54,11 +54,22 @@ class PostgresCluster:
         subprocess.run([*prefix, *command], check=True, capture_output=True, text=True)
 
     def init(self) -> PostgresCluster:
-        """Create the cluster's files and start it."""
+        """Create the cluster's files and start it.
+
+        The tests' two processes each start a cluster at about the same time: should the other one take the free
+        port first, this one starts again on another.
+        """
         if os.geteuid() == 0:
             shutil.chown(self.folder, RUN_AS, RUN_AS)
         self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "--no-sync")
-        self.start()
+        for attempt in range(3):
+            try:
+                self.start()
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
         return self
 
     def start(self) -> None:

@@ -23,6 +23,7 @@ from moodring.training.data import Fer2013, Split, load_fer2013
 
 from moodring import EMOTIONS
 from moodring.cli import main
+from tests.once import made_once
 
 TINY: Mapping[str, int] = {"Training": 224, "PublicTest": 112, "PrivateTest": 112}
 """Faces per split in the tiny FER2013 copy: enough batches to train and score, small enough to take seconds."""
@@ -63,8 +64,10 @@ def moodring_lines(stderr: str) -> int:
 
 @pytest.fixture(scope="session")
 def fer(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Fer2013:
-    """The real FER2013, parsed once per session into a temporary cache."""
-    return load_fer2013(shared_data / "fer2013" / "fer2013.csv.gz", cache_dir=tmp_path_factory.mktemp("cache"))
+    """The real FER2013, parsed once per test run into a temporary cache that every worker then reads."""
+    source = shared_data / "fer2013" / "fer2013.csv.gz"
+    cache = made_once(tmp_path_factory, "fer2013-cache", lambda folder: load_fer2013(source, cache_dir=folder))
+    return load_fer2013(source, cache_dir=cache)
 
 
 SHIPPED_CHECK_FACES = 500
@@ -72,13 +75,18 @@ SHIPPED_CHECK_FACES = 500
 
 
 @pytest.fixture(scope="session")
-def shipped_on_private_test(fer: Fer2013) -> tuple[Split, np.ndarray]:
-    """The first `SHIPPED_CHECK_FACES` PrivateTest faces and the shipped Keras model's probabilities for them."""
-    from moodring.training.evaluate import predict_probabilities
-    from moodring.training.models import load_model
-
+def shipped_on_private_test(fer: Fer2013, tmp_path_factory: pytest.TempPathFactory) -> tuple[Split, np.ndarray]:
+    """The first `SHIPPED_CHECK_FACES` PrivateTest faces and the shipped Keras model's probabilities for them
+    (computed once per test run)."""
     faces = Split(fer.test.images[:SHIPPED_CHECK_FACES], fer.test.labels[:SHIPPED_CHECK_FACES])
-    return faces, predict_probabilities(load_model(SHIPPED_KERAS), faces.images)
+
+    def predict(folder: Path) -> None:
+        from moodring.training.evaluate import predict_probabilities
+        from moodring.training.models import load_model
+
+        np.save(folder / "probabilities.npy", predict_probabilities(load_model(SHIPPED_KERAS), faces.images))
+
+    return faces, np.load(made_once(tmp_path_factory, "shipped-on-private-test", predict) / "probabilities.npy")
 
 
 @pytest.fixture(scope="session")
@@ -155,11 +163,12 @@ def moodring(tiny_csv: Path, tmp_path: Path, shared_data: Path) -> Iterator[Call
 
 @pytest.fixture(scope="session")
 def trained_run(tiny_csv: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small `moodring train` run, for the tests that need *a* trained run and only read it."""
-    home = tmp_path_factory.mktemp("trained")
-    run_dir = home / "cnn-tiny"
-    with moodring_command(tiny_environ(tiny_csv, home, shared_data), home) as run:
-        result = run("train", "--widths", TINY_WIDTHS, "--epochs", "2", "--run-dir", str(run_dir))
-    assert result.code == 0, result.err[-2000:]
-    assert "PrivateTest accuracy" in result.out
-    return run_dir
+    """One small `moodring train` run (one per test run), for the tests that need *a* trained run and only read it."""
+
+    def train(home: Path) -> None:
+        with moodring_command(tiny_environ(tiny_csv, home, shared_data), home) as run:
+            result = run("train", "--widths", TINY_WIDTHS, "--epochs", "2", "--run-dir", str(home / "cnn-tiny"))
+        assert result.code == 0, result.err[-2000:]
+        assert "PrivateTest accuracy" in result.out
+
+    return made_once(tmp_path_factory, "trained", train) / "cnn-tiny"

@@ -71,6 +71,7 @@ def test_train_cli_final_keeps_the_last_epoch_and_reports_no_public_test(
     assert len(scored) == 2 and all("trained on PublicTest (--final)" in line for line in scored)
 
 
+@pytest.mark.slow
 def test_resnet50v2_from_scratch_trains_in_one_phase(moodring, tmp_path: Path, tiny: Fer2013) -> None:
     """A random base has nothing to protect: no frozen head warm-up, straight to the full schedule.
 
@@ -88,6 +89,7 @@ def test_resnet50v2_from_scratch_trains_in_one_phase(moodring, tmp_path: Path, t
     assert json.loads((run_dir / "metrics.json").read_text())["n"] == len(tiny.test)
 
 
+@pytest.mark.slow
 def test_resume_continues_after_the_last_finished_epoch(
     moodring, tmp_path: Path, cli_env: dict[str, str], cli_home: Path
 ) -> None:

@@ -102,6 +102,7 @@ def test_ensemble_views_average_the_member_over_zoomed_and_mirrored_faces(tmp_pa
             build_ensemble([member], views=bad)
 
 
+@pytest.mark.slow
 def test_half_storage_halves_the_files_and_keeps_the_predictions(tmp_path: Path) -> None:
     import keras
     from moodring.training.export import export, litert_bytes, litert_predict
