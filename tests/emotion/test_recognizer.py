@@ -104,6 +104,22 @@ def test_two_face_composite_yields_two_faces(recognizer: EmotionRecognizer, astr
     assert left.emotion == right.emotion == analysis.emotion == "happy"
 
 
+@pytest.mark.parametrize("tall", [False, True])
+def test_small_face_in_a_long_picture_is_found_in_a_square_window(
+    recognizer: EmotionRecognizer, astronaut: Image.Image, tall: bool
+) -> None:
+    # The face is ~50 px in a 1000x250 (or 250x1000) picture: too small in the whole picture's letterbox for
+    # either model, twice as large in the 250x250 window at the picture's end.
+    corner = (0, 710) if tall else (710, 0)
+    canvas = Image.new("RGB", (250, 1000) if tall else (1000, 250), (90, 110, 130))
+    canvas.paste(astronaut.resize((250, 250), Image.Resampling.BOX), corner)
+    centre = [offset + at * 250 / 512 for offset, at in zip(corner, ASTRONAUT_FACE_CENTRE, strict=True)]
+    assert not any(model.detect(canvas) for model in recognizer.detector.models)
+    (face,) = recognizer.analyze(jpeg(canvas)).faces
+    x, y, w, h = face.box
+    assert abs(x + w / 2 - centre[0]) < w / 3 and abs(y + h / 2 - centre[1]) < h / 3
+
+
 @pytest.mark.parametrize("colour", [(128, 128, 128), (255, 255, 255), (0, 0, 0)])
 def test_blank_image_has_no_faces(recognizer: EmotionRecognizer, colour: tuple[int, int, int]) -> None:
     analysis = recognizer.analyze(jpeg(Image.new("RGB", (640, 480), colour)))
