@@ -59,6 +59,23 @@ PICTURE_MAX_SIDE = 640
 """Discord shows an embed's image at most about this wide: a larger picture costs CPU and upload for nothing."""
 
 
+@dataclass(frozen=True)
+class MoodRequest:
+    """One request for an answer: whose it is, its picture (none for `/mood emotion:`), the server it came from
+    (none in DMs), and what the user chose with it."""
+
+    user_id: int
+    selfie: discord.Attachment | None
+    server: GuildSettings | None
+    chosen_emotion: str | None = None
+    chosen_strategy: str | None = None
+
+    @property
+    def with_picture(self) -> bool:
+        """The annotated picture goes with the answer unless the server chose embeds only."""
+        return self.server is None or self.server.reply_style == "picture"
+
+
 class OneOf(app_commands.Transformer):
     """A string option limited to `labels`' keys, shown as Discord choices; any other value names the valid ones."""
 
@@ -149,7 +166,7 @@ class MoodCog(commands.Cog, name="Mood"):
             if not message.attachments:
                 await self._deliver(replies, Answer(USAGE), request)
                 return
-            await self.respond(replies, request, message.author.id, message.attachments[0], None, None, None, True)
+            await self.respond(replies, request, MoodRequest(message.author.id, message.attachments[0], None))
             return
         if not message.attachments:
             return
@@ -158,9 +175,8 @@ class MoodCog(commands.Cog, name="Mood"):
         if not mentioned and not (server is not None and server.answer_selfies and _watched(server, message)):
             return
         images = [attachment for attachment in message.attachments if looks_like_image(attachment)]
-        with_picture = server is None or server.reply_style == "picture"
         chosen = (images or message.attachments)[0]  # a file that is not an image: say (privately) why not
-        await self.respond(replies, request, message.author.id, chosen, None, None, server, with_picture)
+        await self.respond(replies, request, MoodRequest(message.author.id, chosen, server))
 
     @app_commands.command(name="mood", description="Read the mood on a selfie (or pick one) and get five songs for it")
     @app_commands.describe(
@@ -182,8 +198,7 @@ class MoodCog(commands.Cog, name="Mood"):
             await self._deliver(replies, Answer(USAGE, private=True), request)
             return
         server = await self.server_settings(interaction.guild_id) if interaction.guild_id is not None else None
-        with_picture = server is None or server.reply_style == "picture"
-        await self.respond(replies, request, interaction.user.id, selfie, emotion, strategy, server, with_picture)
+        await self.respond(replies, request, MoodRequest(interaction.user.id, selfie, server, emotion, strategy))
 
     async def strategy_for(self, user_id: int, chosen: str | None, server: GuildSettings | None) -> str | None:
         """The user's choice now (then kept), else their last choice, else the server's default."""
@@ -203,17 +218,7 @@ class MoodCog(commands.Cog, name="Mood"):
 
     # ---- one request -------------------------------------------------------------------------
 
-    async def respond(
-        self,
-        replies: Replies,
-        request: str,
-        user_id: int,
-        selfie: discord.Attachment | None,
-        chosen_emotion: str | None,
-        chosen_strategy: str | None,
-        server: GuildSettings | None,
-        with_picture: bool,
-    ) -> None:
+    async def respond(self, replies: Replies, request: str, asked: MoodRequest) -> None:
         """Answer one request exactly once, whatever happens on the way.
 
         Checks run in order of cost: attachment metadata, cooldown, queue admission, then the store, the
@@ -224,16 +229,14 @@ class MoodCog(commands.Cog, name="Mood"):
         slot = None
         try:
             try:
-                answer = self._refusal(user_id, selfie)
+                answer = self._refusal(asked.user_id, asked.selfie)
                 if answer is None:
                     slot = self.bot.work.try_admit()
                     if slot is None:
                         answer = refusal(SHUTTING_DOWN if self.bot.work.closing else BUSY, WAIT_REACTION)
                     else:
-                        self.cooldown.get_bucket(user_id).update_rate_limit()
-                        answer = await self._analyse(
-                            replies, user_id, selfie, chosen_emotion, chosen_strategy, server, with_picture
-                        )
+                        self.cooldown.get_bucket(asked.user_id).update_rate_limit()
+                        answer = await self._analyse(replies, asked)
             except Exception:  # the user still gets an answer; the traceback goes to the log
                 log.exception("request failed (%s)", request)  # ids only: the selfie never reaches the log
                 answer = refusal(SORRY, REFUSED_REACTION)
@@ -257,30 +260,24 @@ class MoodCog(commands.Cog, name="Mood"):
             return refusal(f"Easy there! You can send another selfie in {wait:.0f} s.", WAIT_REACTION)
         return None
 
-    async def _analyse(
-        self,
-        replies: Replies,
-        user_id: int,
-        selfie: discord.Attachment | None,
-        chosen_emotion: str | None,
-        chosen_strategy: str | None,
-        server: GuildSettings | None,
-        with_picture: bool,
-    ) -> Answer:
+    async def _analyse(self, replies: Replies, asked: MoodRequest) -> Answer:
         """Download (capped), then analyse and recommend on a worker thread, showing that work is under way."""
         async with replies.working():
             try:
                 image = None
-                if selfie is not None:
-                    image = await download(self.bot.http_session, selfie.url, self.settings.max_attachment_bytes)
-                strategy = await self.strategy_for(user_id, chosen_strategy, server)
-                result = await self.recommend_for(user_id, image, chosen_emotion, strategy, with_picture)
+                if asked.selfie is not None:
+                    url, limit = asked.selfie.url, self.settings.max_attachment_bytes
+                    image = await download(self.bot.http_session, url, limit)
+                strategy = await self.strategy_for(asked.user_id, asked.chosen_strategy, asked.server)
+                result = await self.recommend_for(
+                    asked.user_id, image, asked.chosen_emotion, strategy, asked.with_picture
+                )
             except (AttachmentError, ImageError) as exc:
                 return refusal(str(exc), REFUSED_REACTION)
         if result.recommendation is None:
             return Answer(NO_FACE)
         picture = (result.picture, PICTURE_NAME) if result.picture is not None else None
-        return mood_answer(result.analysis, result.recommendation, picture, chosen_emotion, user_id)
+        return mood_answer(result.analysis, result.recommendation, picture, asked.chosen_emotion, asked.user_id)
 
     async def recommend_for(
         self, user_id: int, image: bytes | None, chosen_emotion: str | None, strategy: str | None, with_picture: bool
