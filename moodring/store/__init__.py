@@ -61,9 +61,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GUILD_GRACE = timedelta(days=30)
+"""A server's settings are deleted at the first start this long after the fleet last saw the server."""
 REPLY_TRACKS_KEPT = timedelta(days=30)
 """How long an answer's rating buttons keep working: its tracks are deleted after this."""
-"""A server's settings are deleted at the first start this long after the fleet last saw the server."""
 SEEN_REFRESH = timedelta(days=1)
 """How stale a server's `last_seen` may get before reading its settings refreshes it."""
 FEEDBACK_PER_USER = 500
