@@ -21,7 +21,7 @@ Extra install (benchmark only; `fer` is not a Moodring dependency; without it th
     pip install --no-deps fer && pip install "setuptools<82"   # fer imports pkg_resources
 
 Run: python benchmarks/faces_in_photos.py [--split PrivateTest] [--limit 600] [--seed 36] [--no-fer]
-     python benchmarks/faces_in_photos.py --measure-framing   # where BlazeFace's box and eyes land in FER crops
+     python benchmarks/faces_in_photos.py --measure-framing   # where BlazeFace's box and keypoints land in FER crops
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from moodring.emotion import EmotionRecognizer
-from moodring.emotion.detect import BlazeFaceDetector
+from moodring.emotion.detect import KEYPOINT_NAMES, BlazeFaceDetector
 from moodring.training.data import load_fer2013
 from PIL import Image
 
@@ -223,10 +223,10 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def measure_framing(args: argparse.Namespace, settings: Settings) -> None:
-    """Where each BlazeFace model's box and eyes land in FER2013's frame, in crop sides (medians).
+    """Where each BlazeFace model's box and six keypoints land in FER2013's frame, in crop sides (medians).
 
     Training and PublicTest faces (never PrivateTest), upscaled to 144-240 px and pasted on a plain
-    grey 480x480 picture, upright as FER2013 has them; `detect.VARIANTS` holds the result.
+    grey 480x480 picture, upright as FER2013 has them; `detect.VARIANTS` holds the keypoint medians.
     """
     data = load_fer2013(settings.fer2013_path, cache_dir=settings.cache_dir)
     images = np.concatenate([data.train.images, data.val.images])
@@ -234,7 +234,7 @@ def measure_framing(args: argparse.Namespace, settings: Settings) -> None:
     chosen = rng.choice(len(images), size=min(args.limit, len(images)), replace=False)
     for variant in ("short", "full"):
         detector = BlazeFaceDetector(variant)
-        rows = []
+        boxes, keypoints = [], []
         for index in chosen:
             side = int(rng.integers(144, 241))
             canvas = np.full((480, 480), int(rng.integers(60, 200)), np.uint8)
@@ -247,24 +247,18 @@ def measure_framing(args: argparse.Namespace, settings: Settings) -> None:
             ]
             if inside:
                 d = inside[0]
-                right, left = np.array(d.right_eye), np.array(d.left_eye)
-                rows.append(
-                    [
-                        (d.x + d.w / 2 - x) / side,
-                        (d.y + d.h / 2 - y) / side,
-                        (d.w + d.h) / 2 / side,
-                        ((right + left)[0] / 2 - x) / side,
-                        ((right + left)[1] / 2 - y) / side,
-                        float(np.hypot(*(left - right))) / side,
-                        float(np.degrees(np.arctan2(*(left - right)[::-1]))),
-                    ]
-                )
-        medians = np.median(np.array(rows), axis=0)
+                boxes.append([(d.x + d.w / 2 - x) / side, (d.y + d.h / 2 - y) / side, (d.w + d.h) / 2 / side])
+                keypoints.append((np.array(d.keypoints) - (x, y)) / side)
+        box, points = np.median(boxes, axis=0), np.median(keypoints, axis=0)
+        rolls = [np.degrees(np.arctan2(*(k[1] - k[0])[::-1])) for k in keypoints]
         print(
-            f"{variant}: {len(rows)} of {len(chosen)} faces found; box centre ({medians[0]:.3f}, {medians[1]:.3f}), "
-            f"box side {medians[2]:.3f}, eye centre ({medians[3]:.3f}, {medians[4]:.3f}), eye distance "
-            f"{medians[5]:.3f}, eye-line roll {medians[6]:.1f} deg (sd {np.std(np.array(rows)[:, 6]):.1f})"
+            f"{variant}: {len(boxes)} of {len(chosen)} faces found; box centre ({box[0]:.3f}, {box[1]:.3f}), "
+            f"box side {box[2]:.3f}, eye-line roll {np.median(rolls):.1f} deg (sd {np.std(rolls):.1f})"
         )
+        spread = np.std(keypoints, axis=0)
+        for name, (px, py), (sx, sy) in zip(KEYPOINT_NAMES, points, spread, strict=True):
+            print(f"  {name:<10} ({px:.3f}, {py:.3f})  sd ({sx:.3f}, {sy:.3f})")
+        print("  FerFraming(" + repr(tuple((round(float(px), 3), round(float(py), 3)) for px, py in points)) + ")")
 
 
 def main() -> None:

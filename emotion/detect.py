@@ -42,15 +42,14 @@ DATA_DIR = Path(str(resources.files(__package__))) / "data"
 
 @dataclass(frozen=True)
 class FerFraming:
-    """Where a model's eye keypoints land in FER2013's crops, in crop sides (0 = left/top edge, 1 = right/bottom).
+    """Where a model's six keypoints land in FER2013's crops, in crop sides (0 = left/top edge, 1 = right/bottom).
 
     Measured by `python benchmarks/faces_in_photos.py --measure-framing`: medians over 3,000 upscaled
-    Training and PublicTest faces. Cropping a detected face so that its eyes land at the same places
-    gives the model faces framed as in training.
+    Training and PublicTest faces, in `KEYPOINTS`' order. Cropping a detected face so that its keypoints
+    land as near these as one rotation, scale and shift allows gives the model faces framed as in training.
     """
 
-    eye_centre: tuple[float, float]
-    eye_distance: float
+    keypoints: tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -62,21 +61,25 @@ class _Variant:
     framing: FerFraming
 
 
+# `python benchmarks/faces_in_photos.py --measure-framing`, 2026-12-03: 2,933 and 2,329 faces of 3,000.
+SHORT_KEYPOINTS = ((0.307, 0.398), (0.675, 0.391), (0.49, 0.591), (0.496, 0.772), (0.124, 0.482), (0.877, 0.467))
+FULL_KEYPOINTS = ((0.308, 0.402), (0.674, 0.392), (0.495, 0.603), (0.505, 0.763), (0.143, 0.483), (0.867, 0.456))
 VARIANTS: dict[str, _Variant] = {
-    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, FerFraming((0.492, 0.397), 0.366)),
-    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, FerFraming((0.493, 0.400), 0.361)),
+    "short": _Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, FerFraming(SHORT_KEYPOINTS)),
+    "full": _Variant("face_detection_full_range.tflite", 192, (4,), 1, FerFraming(FULL_KEYPOINTS)),
 }
-KEYPOINTS = 6
-"""BlazeFace's keypoints, in its order: right eye, left eye (the person's), nose tip, mouth, right ear, left ear."""
+KEYPOINT_NAMES = ("right eye", "left eye", "nose tip", "mouth", "right ear", "left ear")
+"""BlazeFace's keypoints, in its order; right and left are the person's."""
+KEYPOINTS = len(KEYPOINT_NAMES)
 
 
 @dataclass(frozen=True)
 class Detection:
-    """A face box in the pixels of the image given to the detector, its confidence, and its eyes.
+    """A face box in the pixels of the image given to the detector, its confidence, and its keypoints.
 
-    `right_eye` and `left_eye` are the person's (so `right_eye` is on the image's left in a frontal
-    face): they turn the face upright and frame it. `framing` is that of the model that found the
-    face: each model places its keypoints in its own way.
+    The keypoints turn the face upright and frame it; the person's right eye comes first, so it is on the
+    image's left in a frontal face. `framing` is that of the model that found the face: each model places
+    its keypoints in its own way.
     """
 
     x: float
@@ -84,15 +87,14 @@ class Detection:
     w: float
     h: float
     score: float
-    right_eye: tuple[float, float]
-    left_eye: tuple[float, float]
+    keypoints: tuple[tuple[float, float], ...]
+    """All six, in `KEYPOINTS`' order."""
     framing: FerFraming
 
     def shifted(self, dx: float, dy: float) -> Detection:
         """The same face in a picture where the detector's input starts at (dx, dy): for detections in a window."""
-        right_eye = (self.right_eye[0] + dx, self.right_eye[1] + dy)
-        left_eye = (self.left_eye[0] + dx, self.left_eye[1] + dy)
-        return replace(self, x=self.x + dx, y=self.y + dy, right_eye=right_eye, left_eye=left_eye)
+        keypoints = tuple((x + dx, y + dy) for x, y in self.keypoints)
+        return replace(self, x=self.x + dx, y=self.y + dy, keypoints=keypoints)
 
 
 def _anchors(variant: _Variant) -> np.ndarray:
@@ -174,9 +176,9 @@ class BlazeFaceDetector:
             x0, y0 = max(0.0, merged[0]), max(0.0, merged[1])
             x1, y1 = min(float(width), merged[2]), min(float(height), merged[3])
             if x1 > x0 and y1 > y0:
-                right_eye, left_eye = (float(merged[4]), float(merged[5])), (float(merged[6]), float(merged[7]))
+                keypoints = tuple((float(x), float(y)) for x, y in merged[4:].reshape(KEYPOINTS, 2))
                 box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-                detections.append(Detection(*box, score, right_eye, left_eye, self.variant.framing))
+                detections.append(Detection(*box, score, keypoints, self.variant.framing))
         return detections
 
 
@@ -189,7 +191,7 @@ class FaceDetector:
     Each model sees the whole picture letterboxed into its square input, so in a wide (or tall) picture a
     face is smaller than the short-range model likes. When neither model finds a face, the short-range one
     looks again at square windows of the picture's shorter side (its two ends and middle), where such a face
-    is up to twice as large; this pass costs ~2 ms per window and only runs on pictures without a face found.
+    is up to twice as large.; this pass costs ~2 ms per window and only runs on pictures without a face found.
     """
 
     def __init__(self, min_score: float = MIN_SCORE, threads: int = 1) -> None:
