@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from moodring.emotion import EmotionRecognizer
-from moodring.emotion.detect import KEYPOINT_NAMES, BlazeFaceDetector
+from moodring.emotion.detect import KEYPOINT_NAMES, VARIANTS, BlazeFaceDetector, FaceDetector
 from moodring.training.data import load_fer2013
 from PIL import Image
 
@@ -223,17 +223,20 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def measure_framing(args: argparse.Namespace, settings: Settings) -> None:
-    """Where each BlazeFace model's box and six keypoints land in FER2013's frame, in crop sides (medians).
+    """Where BlazeFace's box and six keypoints land in FER2013's frame, in crop sides (medians).
 
     Training and PublicTest faces (never PrivateTest), upscaled to 144-240 px and pasted on a plain
-    grey 480x480 picture, upright as FER2013 has them; `detect.VARIANTS` holds the keypoint medians.
+    grey 480x480 picture, upright as FER2013 has them; `detect.VARIANTS` holds the keypoint medians. The
+    short-range model is measured as the pipeline uses it, through `FaceDetector`'s closer look; the
+    full-range model in its own pass over the picture (its keypoints frame a face only when the closer look
+    finds none).
     """
     data = load_fer2013(settings.fer2013_path, cache_dir=settings.cache_dir)
     images = np.concatenate([data.train.images, data.val.images])
     rng = np.random.default_rng(args.seed)
     chosen = rng.choice(len(images), size=min(args.limit, len(images)), replace=False)
-    for variant in ("short", "full"):
-        detector = BlazeFaceDetector(variant)
+    detectors = {"short": FaceDetector(), "full": BlazeFaceDetector("full")}
+    for variant, detector in detectors.items():
         boxes, keypoints = [], []
         for index in chosen:
             side = int(rng.integers(144, 241))
@@ -243,7 +246,9 @@ def measure_framing(args: argparse.Namespace, settings: Settings) -> None:
             inside = [
                 d
                 for d in detector.detect(np.repeat(canvas[..., None], 3, axis=2))
-                if x <= d.x + d.w / 2 <= x + side and y <= d.y + d.h / 2 <= y + side
+                if x <= d.x + d.w / 2 <= x + side
+                and y <= d.y + d.h / 2 <= y + side
+                and d.framing is VARIANTS[variant].framing
             ]
             if inside:
                 d = inside[0]
