@@ -152,6 +152,11 @@ class BlazeFaceDetector:
     def detect(self, picture: Image.Image | np.ndarray, min_score: float | None = None) -> list[Detection]:
         """Faces in an RGB picture (Pillow image or (H, W, 3) uint8 array), best first, in its pixel coordinates;
         `min_score` overrides the detector's own for this call."""
+        return self.candidates(picture).above(self.min_score if min_score is None else min_score)
+
+    def candidates(self, picture: Image.Image | np.ndarray) -> Candidates:
+        """Every anchor's score, box and keypoints for a picture, from one run of the model: faces at several
+        confidences can then be read from it without running the model again."""
         image = _as_image(picture)
         width, height = image.size
         size = self.variant.input_size
@@ -172,26 +177,39 @@ class BlazeFaceDetector:
         raw_scores = interpreter.get_tensor(scores_index)[0, :, 0]
 
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
-        keep = scores > (self.min_score if min_score is None else min_score)
-        if not keep.any():
-            return []
-        anchors = self._anchors[keep]
-        centres = raw[keep, :2] / size + anchors
-        sizes = raw[keep, 2:4] / size
-        keypoints = raw[keep, 4:].reshape(-1, KEYPOINTS, 2) / size + anchors[:, None]
+        centres = raw[:, :2] / size + self._anchors
+        sizes = raw[:, 2:4] / size
+        keypoints = raw[:, 4:].reshape(-1, KEYPOINTS, 2) / size + self._anchors[:, None]
         # Box corners then keypoints, as (x, y) pairs in the letterbox's [0, 1] coordinates.
         points = np.concatenate(
             [centres - sizes / 2, centres + sizes / 2, keypoints.reshape(-1, 2 * KEYPOINTS)], axis=1
         )
         points = (points * size - (left, top) * (2 + KEYPOINTS)) / scale  # undo the letterbox, then the scaling
+        return Candidates(scores, points, width, height, self.variant.framing)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One detector run's anchors: scores (N,) and rows of box corners then keypoints (N, 16), in the pixels of
+    a `width` x `height` picture."""
+
+    scores: np.ndarray
+    points: np.ndarray
+    width: int
+    height: int
+    framing: FerFraming
+
+    def above(self, min_score: float) -> list[Detection]:
+        """The faces scoring more than `min_score`, best first: overlapping anchors merged as MediaPipe does."""
+        keep = self.scores > min_score
         detections = []
-        for merged, score in _weighted_nms(points, scores[keep]):
+        for merged, score in _weighted_nms(self.points[keep], self.scores[keep]):
             x0, y0 = max(0.0, merged[0]), max(0.0, merged[1])
-            x1, y1 = min(float(width), merged[2]), min(float(height), merged[3])
+            x1, y1 = min(float(self.width), merged[2]), min(float(self.height), merged[3])
             if x1 > x0 and y1 > y0:
                 keypoints = tuple((float(x), float(y)) for x, y in merged[4:].reshape(KEYPOINTS, 2))
                 box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-                detections.append(Detection(*box, score, keypoints, self.variant.framing))
+                detections.append(Detection(*box, score, keypoints, self.framing))
         return detections
 
 
@@ -219,9 +237,13 @@ class FaceDetector:
         """Faces in an RGB picture (Pillow image or (H, W, 3) uint8 array), best first; a face both models see
         is reported once."""
         image = _as_image(picture)
-        found = [d for model in self.models for d in model.detect(image)] or self._in_square_windows(image)
+        seen = [model.candidates(image) for model in self.models]
+        found = [
+            d for model, candidates in zip(self.models, seen, strict=True) for d in candidates.above(model.min_score)
+        ]
+        found = found or self._in_square_windows(image)
         if not found:
-            return self._near_miss_confirmed(image)
+            return self._near_miss_confirmed(image, seen)
         found.sort(key=lambda d: -d.score)
         kept: list[Detection] = []
         for detection in found:
@@ -245,12 +267,13 @@ class FaceDetector:
             found += [d.shifted(left, top) for d in short.detect(window, max(short.min_score, WINDOW_MIN_SCORE))]
         return found
 
-    def _near_miss_confirmed(self, image: Image.Image) -> list[Detection]:
-        """The first of the three likeliest near misses that a closer look confirms, as a one-item list (or none)."""
-        candidates = sorted(
-            (d for model in self.models for d in model.detect(image, NEAR_MISS_SCORE)), key=lambda d: -d.score
+    def _near_miss_confirmed(self, image: Image.Image, seen: list[Candidates]) -> list[Detection]:
+        """The first of the three likeliest near misses in `seen` (both models' runs on `image`) that a closer
+        look confirms, as a one-item list (or none)."""
+        near_misses = sorted(
+            (d for candidates in seen for d in candidates.above(NEAR_MISS_SCORE)), key=lambda d: -d.score
         )
-        for candidate in candidates[:3]:
+        for candidate in near_misses[:3]:
             confirmed = self._closer_look(image, candidate, max(self.models[0].min_score, NEAR_MISS_MIN_SCORE))
             if confirmed is not None:
                 return [confirmed]
