@@ -152,11 +152,12 @@ class BlazeFaceDetector:
     def detect(self, picture: Image.Image | np.ndarray, min_score: float | None = None) -> list[Detection]:
         """Faces in an RGB picture (Pillow image or (H, W, 3) uint8 array), best first, in its pixel coordinates;
         `min_score` overrides the detector's own for this call."""
-        return self.candidates(picture).above(self.min_score if min_score is None else min_score)
+        min_score = self.min_score if min_score is None else min_score
+        return self.candidates(picture, min_score).above(min_score)
 
-    def candidates(self, picture: Image.Image | np.ndarray) -> Candidates:
-        """Every anchor's score, box and keypoints for a picture, from one run of the model: faces at several
-        confidences can then be read from it without running the model again."""
+    def candidates(self, picture: Image.Image | np.ndarray, min_score: float) -> Candidates:
+        """The score, box and keypoints of every anchor scoring more than `min_score` in a picture, from one run
+        of the model: faces at several higher confidences can then be read without running it again."""
         image = _as_image(picture)
         width, height = image.size
         size = self.variant.input_size
@@ -177,15 +178,17 @@ class BlazeFaceDetector:
         raw_scores = interpreter.get_tensor(scores_index)[0, :, 0]
 
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
-        centres = raw[:, :2] / size + self._anchors
+        keep = scores > min_score
+        raw, anchors = raw[keep], self._anchors[keep]
+        centres = raw[:, :2] / size + anchors
         sizes = raw[:, 2:4] / size
-        keypoints = raw[:, 4:].reshape(-1, KEYPOINTS, 2) / size + self._anchors[:, None]
+        keypoints = raw[:, 4:].reshape(-1, KEYPOINTS, 2) / size + anchors[:, None]
         # Box corners then keypoints, as (x, y) pairs in the letterbox's [0, 1] coordinates.
         points = np.concatenate(
             [centres - sizes / 2, centres + sizes / 2, keypoints.reshape(-1, 2 * KEYPOINTS)], axis=1
         )
         points = (points * size - (left, top) * (2 + KEYPOINTS)) / scale  # undo the letterbox, then the scaling
-        return Candidates(scores, points, width, height, self.variant.framing)
+        return Candidates(scores[keep], points, width, height, self.variant.framing)
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class FaceDetector:
         """Faces in an RGB picture (Pillow image or (H, W, 3) uint8 array), best first; a face both models see
         is reported once."""
         image = _as_image(picture)
-        seen = [model.candidates(image) for model in self.models]
+        seen = [model.candidates(image, min(model.min_score, NEAR_MISS_SCORE)) for model in self.models]
         found = [
             d for model, candidates in zip(self.models, seen, strict=True) for d in candidates.above(model.min_score)
         ]
