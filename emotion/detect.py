@@ -289,8 +289,8 @@ class FaceDetector:
         side = round(CLOSER_ZOOM * max(face.w, face.h))
         left, top = round(face.x + (face.w - side) / 2), round(face.y + (face.h - side) / 2)
         window = image.crop((left, top, left + side, top + side))
-        for seen in self.models[0].detect(window, min_score):
-            closer = seen.shifted(left, top)
+        for detection in self.models[0].detect(window, min_score):
+            closer = detection.shifted(left, top)
             if face.x <= closer.x + closer.w / 2 <= face.x + face.w and (
                 face.y <= closer.y + closer.h / 2 <= face.y + face.h
             ):
