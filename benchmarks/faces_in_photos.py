@@ -1,12 +1,11 @@
 """FER2013 in photos: labelled faces through the whole selfie pipeline, upright and with tilted heads.
 
-Each FER2013 face is upscaled (bicubic) to 25-55 % of a picture's shorter side, rolled by 0, +-10,
-+-20 or +-30 degrees around its centre and placed at a random spot of a 480-1024 px picture with a
-random background (colour gradients, blurred noise and shapes, no face), saved as a JPEG of quality
-70-95. Every angle uses the same faces and layouts. Each picture's bytes go through
-`EmotionRecognizer.analyze()`; a face counts as found when a reported box's centre lies within a
-third of the face's side from the face's centre, and as correct when that box's emotion is the label
-(a missed face is wrong; "acc of found" leaves missed faces out, to tell framing from detection).
+Each FER2013 face is put in a photo as `moodring.training.photos` makes them (upscaled to 25-55 % of a
+480-1024 px picture's shorter side, on a random background with no face, JPEG quality 70-95), rolled by 0,
++-10, +-20 or +-30 degrees around its centre. Every angle uses the same faces and layouts. Each
+picture's bytes go through `EmotionRecognizer.analyze()`; a face counts as found when a reported box's
+centre lies within a third of the face's side from the face's centre, and as correct when that box's
+emotion is the label (a missed face is wrong; "acc of found" leaves missed faces out, to tell framing from detection).
 Each background alone, with no face, goes through the same readers: every face reported on one is a
 false alarm, so that a recall gain is not bought with faces on walls and memes.
 The same faces as 48x48 PNGs give the whole-crop accuracy (the pipeline's path for face crops), the
@@ -31,114 +30,25 @@ import io
 import logging
 import time
 import warnings
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from moodring.emotion import EmotionRecognizer
 from moodring.emotion.detect import KEYPOINT_NAMES, VARIANTS, BlazeFaceDetector, FaceDetector
 from moodring.training.data import load_fer2013
+from moodring.training.photos import FACE_SHARE, PICTURE_SIDES, background, jpeg, layouts, nearest_box, picture
 from PIL import Image
 
 from moodring import EMOTIONS
 from moodring.settings import Settings
 
 ANGLES = (0, -10, 10, -20, 20, -30, 30)
-FACE_SHARE = (0.25, 0.55)
-"""A face's side as a share of the picture's shorter side: a selfie at arm's length."""
-PICTURE_SIDES = (480, 1024)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """One face's picture: its size, background seed, where the face sits and how large, and the JPEG quality."""
-
-    width: int
-    height: int
-    background_seed: int
-    face_x: int
-    face_y: int
-    face_side: int
-    quality: int
-
-
-def background(layout: Layout) -> np.ndarray:
-    """A random (height, width, 3) scene with no face: two-colour gradient, blurred noise and a few shapes."""
-    rng = np.random.default_rng(layout.background_seed)
-    width, height = layout.width, layout.height
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    direction = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(direction) * xs / width + np.sin(direction) * ys / height + 1) / 2
-    start, end = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
-    scene = start + ramp[..., None] * (end - start)
-    noise = rng.normal(0, 1, size=(height // 16 + 1, width // 16 + 1, 3)).astype(np.float32)
-    scene += cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) * rng.uniform(5, 30)
-    scene = np.clip(scene, 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(2, 7))):
-        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
-        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        size = int(rng.integers(20, max(21, min(width, height) // 3)))
-        if rng.random() < 0.5:
-            cv2.circle(scene, centre, size, colour, -1)
-        else:
-            cv2.rectangle(scene, centre, (centre[0] + size, centre[1] + size // 2), colour, -1)
-    return scene
-
-
-def layouts(count: int, rng: np.random.Generator) -> list[Layout]:
-    """One random picture layout per face."""
-    result = []
-    for _ in range(count):
-        width, height = (int(v) for v in rng.integers(PICTURE_SIDES[0], PICTURE_SIDES[1] + 1, size=2))
-        side = int(rng.uniform(*FACE_SHARE) * min(width, height))
-        face_x = int(rng.integers(0, width - side + 1))
-        face_y = int(rng.integers(0, height - side + 1))
-        seed = int(rng.integers(2**31))
-        result.append(Layout(width, height, seed, face_x, face_y, side, int(rng.integers(70, 96))))
-    return result
-
-
-def picture(face: np.ndarray, layout: Layout, scene: np.ndarray, angle: float) -> np.ndarray:
-    """The RGB picture: the face upscaled into the layout on `scene`, rolled by `angle` around its centre."""
-    big = np.zeros((layout.height, layout.width), np.uint8)
-    mask = np.zeros((layout.height, layout.width), np.float32)
-    x, y, side = layout.face_x, layout.face_y, layout.face_side
-    big[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-    mask[y : y + side, x : x + side] = 1.0
-    if angle:
-        rotation = cv2.getRotationMatrix2D(face_centre(layout), angle, 1.0)
-        big = cv2.warpAffine(big, rotation, (layout.width, layout.height), flags=cv2.INTER_LINEAR)
-        mask = cv2.warpAffine(mask, rotation, (layout.width, layout.height), flags=cv2.INTER_LINEAR)
-    blended = scene * (1 - mask[..., None]) + big[..., None] * mask[..., None]
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-
-
-def jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="JPEG", quality=quality)
-    return out.getvalue()
 
 
 def png(face: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(face).save(out, format="PNG")
     return out.getvalue()
-
-
-def face_centre(layout: Layout) -> tuple[float, float]:
-    """Where the face's centre is in the picture: rolling around it leaves it in place."""
-    return layout.face_x + layout.face_side / 2, layout.face_y + layout.face_side / 2
-
-
-def matching(boxes_and_emotions, layout: Layout) -> str | None:
-    """The emotion of the reported box nearest the face's centre, if within a third of its side; else None."""
-    cx, cy = face_centre(layout)
-    best, best_distance = None, layout.face_side / 3
-    for (x, y, w, h), emotion in boxes_and_emotions:
-        distance = float(np.hypot(x + w / 2 - cx, y + h / 2 - cy))
-        if distance <= best_distance:
-            best, best_distance = emotion, distance
-    return best
 
 
 def moodring_reader(recognizer: EmotionRecognizer):
@@ -158,7 +68,7 @@ def fer_reader():
 
     def read(data: bytes) -> list:
         found = detector.detect_emotions(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
-        return [(face["box"], max(face["emotions"], key=face["emotions"].get)) for face in found]
+        return [(tuple(face["box"]), max(face["emotions"], key=face["emotions"].get)) for face in found]
 
     return read
 
@@ -196,7 +106,9 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         for column, angle in enumerate(ANGLES):
             data = jpeg(picture(face, layout, scene, angle), layout.quality)
             for name, read in readers.items():
-                emotion = matching(read(data), layout)
+                boxes_and_emotions = read(data)
+                match = nearest_box([box for box, _ in boxes_and_emotions], layout)
+                emotion = None if match is None else boxes_and_emotions[match][1]
                 found[name][column] += emotion is not None
                 correct[name][column] += emotion == EMOTIONS[label]
         if number % 100 == 0:

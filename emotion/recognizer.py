@@ -114,19 +114,8 @@ class EmotionRecognizer:
         )
 
     def analyze_picture(self, working: WorkingImage) -> Analysis:
-        """Find every face in a picture from `decode` and read its emotion; the picture is not changed.
-
-        An image no larger than `tight_crop_max_side` is taken to be a face crop already (like
-        FER2013's 48x48 faces) and classified whole; otherwise only detected faces are classified.
-        """
-        picture = working.image
-        if max(working.width, working.height) <= self.tight_crop_max_side:
-            boxes = [(0.0, 0.0, float(picture.width), float(picture.height))]
-            crops = [_area_resized(np.asarray(picture.convert("L")), FACE_SIZE)]
-        else:
-            detections = sorted(self.detector.detect(picture), key=lambda d: d.x)
-            boxes = [(d.x, d.y, d.w, d.h) for d in detections]
-            crops = [_aligned_face(picture, d) for d in detections]
+        """Find every face in a picture from `decode` and read its emotion; the picture is not changed."""
+        boxes, crops = self.face_crops(working.image)
         if not crops:
             return Analysis([], None, working.width, working.height)
 
@@ -143,6 +132,20 @@ class EmotionRecognizer:
         areas = np.array([face.box[2] * face.box[3] for face in faces], dtype=np.float64)
         dominant = EMOTIONS[int((probabilities * areas[:, None]).sum(axis=0).argmax())]
         return Analysis(faces, dominant, working.width, working.height)
+
+    def face_crops(self, picture: Image.Image) -> tuple[list[tuple[float, float, float, float]], list[np.ndarray]]:
+        """Each face's box (x, y, w, h) in `picture`, left to right, and its 48x48 gray crop as the model reads it.
+
+        An image no larger than `tight_crop_max_side` is taken to be a face crop already (like FER2013's 48x48
+        faces) and classified whole; otherwise only detected faces are. Public so that training can learn from
+        faces framed exactly as the selfie pipeline frames them.
+        """
+        if max(picture.width, picture.height) <= self.tight_crop_max_side:
+            return [(0.0, 0.0, float(picture.width), float(picture.height))], [
+                _area_resized(np.asarray(picture.convert("L")), FACE_SIZE)
+            ]
+        detections = sorted(self.detector.detect(picture), key=lambda d: d.x)
+        return [(d.x, d.y, d.w, d.h) for d in detections], [_aligned_face(picture, d) for d in detections]
 
     def warm_up(self) -> None:
         """Build the calling thread's interpreters and run each model once, on blank input.

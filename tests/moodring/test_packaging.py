@@ -25,7 +25,7 @@ from uv import find_uv_bin
 from tests.once import made_once
 from tests.paths import ASTRONAUT, ROOT
 
-RUNTIME_COMMANDS_MUST_NOT_IMPORT = ("tensorflow", "keras", "matplotlib", "cv2")  # OpenCV: benchmarks only
+RUNTIME_COMMANDS_MUST_NOT_IMPORT = ("tensorflow", "keras", "matplotlib", "cv2")  # OpenCV: training and benchmarks only
 TRAIN_EXTRA = "moodring[train]"
 
 
