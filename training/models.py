@@ -145,6 +145,50 @@ def _fold(conv: layers.Conv2D, norm: layers.BatchNormalization) -> list[np.ndarr
     return [(kernel * scale).astype(np.float32), ((bias - norm.moving_mean.numpy()) * scale + shift).astype(np.float32)]
 
 
+def unfold_into(model: keras.Model, folded: keras.Model, faces: np.ndarray, batch_size: int = 256) -> None:
+    """Give `model` the weights of `folded`, the same net with each batch norm folded into its convolution.
+
+    The members of a shipped ensemble are stored folded (`with_half_storage`), and their runs' folders may be lost.
+    Each norm is rebuilt to give what the folded convolution gave, in inference and in training alike: its moving
+    statistics, and its scale and shift, come from the convolution's output on `faces` (float32 in [0, 1], like a
+    training batch), so that training starts where the folded net is rather than from normalised activations.
+    """
+    targets = [layer for layer in model.layers if isinstance(layer, layers.Conv2D | layers.Dense)]
+    sources = [layer for layer in folded.layers if isinstance(layer, layers.Conv2D | layers.Dense)]
+    if [tuple(t.weights[0].shape) for t in targets] != [tuple(s.weights[0].shape) for s in sources]:
+        raise ModelError(f"{folded.name} does not have the layers of {model.name}")
+    norms = {
+        layer.name: after
+        for layer, after in pairwise(model.layers)
+        if isinstance(after, layers.BatchNormalization) and after.input is layer.output
+    }
+    probed = [source for target, source in zip(targets, sources, strict=True) if target.name in norms]
+    probe = keras.Model(folded.input, [layer.output for layer in probed])
+    sums = {layer.name: np.zeros(layer.weights[0].shape[-1]) for layer in probed}
+    squares = {name: np.zeros_like(total) for name, total in sums.items()}
+    rows = dict.fromkeys(sums, 0)
+    for start in range(0, len(faces), batch_size):
+        outputs = probe(faces[start : start + batch_size], training=False)
+        for layer, output in zip(probed, outputs, strict=True):
+            values = np.asarray(output, np.float64).reshape(-1, sums[layer.name].size)
+            sums[layer.name] += values.sum(axis=0)
+            squares[layer.name] += (values**2).sum(axis=0)
+            rows[layer.name] += len(values)
+    for target, source in zip(targets, sources, strict=True):
+        weights = [np.asarray(weight, np.float32) for weight in source.get_weights()]
+        if target.name not in norms:
+            target.set_weights(weights)
+            continue
+        kernel, bias = weights
+        mean = sums[source.name] / rows[source.name]  # of the folded output, bias included
+        variance = np.maximum(squares[source.name] / rows[source.name] - mean**2, 0.0)
+        target.set_weights([kernel])
+        # norm(x) = scale * (x - moving_mean) / sqrt(moving_variance + eps) + shift = x + bias for the kernel's x.
+        # In training the batch's own statistics stand in for the moving ones: the same for batches like `faces`.
+        scale = np.sqrt(variance + norms[target.name].epsilon)
+        norms[target.name].set_weights([w.astype(np.float32) for w in (scale, mean, mean - bias, variance)])
+
+
 def build_cnn(
     input_size: int = 48,
     widths: tuple[int, ...] = CNN_WIDTHS["cnn"],

@@ -52,7 +52,7 @@ from moodring.training.evaluate import (
 from moodring.training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
 from moodring import EMOTIONS
-from moodring.errors import ConfigError
+from moodring.errors import ConfigError, ModelError
 from moodring.files import replaced_atomically
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 # What an interrupted run keeps in its folder, so `--resume` can go on: Keras' backups of the main phase and
 # of ResNet50V2's frozen-head phase, and the head's weights once that phase has finished.
 BACKUP, FROZEN_BACKUP, FROZEN_HEAD = "backup", "backup-frozen", "frozen.weights.h5"
+UNFOLD_FACES = 4096  # training faces whose statistics rebuild a folded member's batch norms (--init-from)
 TEACHER_CACHE = "teacher_probabilities.npz"  # the teacher's outputs, so that --resume skips them
 
 
@@ -88,6 +89,7 @@ class TrainConfig:
     mix: str = "none"  # "mixup" or "cutmix": blend pairs of training faces and their labels
     init_from: str | None = None  # a trained float32 model of the same architecture to start from (warm restart)
     final: bool = False  # train on Training + PublicTest, keep the last epoch (nothing left to select on)
+    photo_framed: bool = False  # also learn each face as the selfie pipeline cuts it from a photo (training.photos)
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.model in DEFAULT_EPOCHS:
@@ -95,6 +97,7 @@ class TrainConfig:
         at_least = {
             "--epochs": (self.epochs, 1),
             "--batch-size": (self.batch_size, 1),
+            "--warmup-epochs": (self.warmup_epochs, 0),
             "--limit": (self.train_limit, 1),
             "--input-size": (self.input_size, 32),  # the smallest ResNet50V2 accepts
         }
@@ -131,14 +134,29 @@ def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
 # ## 2. Data: the faces a run learns from, augmented and mixed on the graph
 
 
-def training_split(data: Fer2013, config: TrainConfig) -> Split:
-    """The faces a run learns from: Training, plus PublicTest for a final run, cut to `train_limit` if set."""
-    faces = data.train
-    if config.final:
-        faces = Split(np.concatenate([faces.images, data.val.images]), np.concatenate([faces.labels, data.val.labels]))
-    if config.train_limit:
-        faces = Split(faces.images[: config.train_limit], faces.labels[: config.train_limit])
-    return faces
+def training_split(data: Fer2013, config: TrainConfig, cache_dir: Path | None = None) -> Split:
+    """The faces a run learns from: Training, plus PublicTest for a final run, cut to `train_limit` if set; with
+    `photo_framed`, each part's faces again as the selfie pipeline cuts them from photos (cached in `cache_dir`)."""
+    parts, room = [], config.train_limit or len(data.train) + len(data.val)
+    for part in (data.train, data.val) if config.final else (data.train,):
+        if room > 0:
+            parts.append(Split(part.images[:room], part.labels[:room]))
+            room -= len(parts[-1])
+    if config.photo_framed:
+        parts += [_framed_by_pipeline(part, cache_dir) for part in parts]
+    if len(parts) == 1:
+        return parts[0]
+    return Split(np.concatenate([part.images for part in parts]), np.concatenate([part.labels for part in parts]))
+
+
+def _framed_by_pipeline(split: Split, cache_dir: Path | None) -> Split:
+    from moodring.training.photos import framed_by_pipeline
+
+    progress = keras.utils.Progbar(len(split), unit_name="face")
+    log.info("framing %d faces as the selfie pipeline does (cached in %s)", len(split), cache_dir)
+    framed = framed_by_pipeline(split, cache_dir, workers=os.cpu_count() or 1, on_progress=progress.update)
+    log.info("the pipeline found %d of %d faces", len(framed), len(split))
+    return framed
 
 
 def augmentation(seed: int) -> keras.Sequential:
@@ -303,8 +321,12 @@ def compile_model(model: keras.Model, config: TrainConfig, steps: int, learning_
 # ## 5. Training: fit with callbacks, then the float32 export and the report
 
 
-def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = False) -> Path:
+def train(
+    config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = False, cache_dir: Path | None = None
+) -> Path:
     """Train, select on PublicTest, export float32 `model.keras`, and report PrivateTest once.
+
+    `cache_dir` keeps the photo-framed faces (`photo_framed`) for the next run.
 
     Returns the run folder. Without `resume`, an existing backup in the run folder is discarded;
     with it, a finished run (one with `metrics.json`) is a ConfigError, since Keras has deleted its backup.
@@ -323,7 +345,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
     keras.utils.set_random_seed(config.seed)
     (run_dir / "config.json").write_text(json.dumps(asdict(config) | {"precision": precision}, indent=2))
 
-    train_split = training_split(data, config)
+    train_split = training_split(data, config, cache_dir)
     targets = None
     if config.teacher:
         targets = distillation_targets(train_split, config.teacher, config.distill_weight, run_dir / TEACHER_CACHE)
@@ -341,7 +363,7 @@ def train(config: TrainConfig, data: Fer2013, run_dir: Path, resume: bool = Fals
 
     model, base = build(config)
     if config.init_from:  # on --resume, BackupAndRestore then replaces these weights with the last epoch's
-        _start_from(model, config.init_from)
+        _start_from(model, config.init_from, train_split)
     verbose = 1 if sys.stdout.isatty() else 2  # a live bar in a terminal, one line per epoch in logs
     # Only a pretrained base is worth protecting: a random one is trained like the CNN, at full rate.
     fine_tunes = base is not None and config.weights is not None
@@ -432,19 +454,26 @@ def _warm_up_head(model, base, config, train_ds, val_ds, steps, run_dir, resume,
     base.trainable = True
 
 
-def _start_from(model: keras.Model, path: str) -> None:
+def _start_from(model: keras.Model, path: str, faces: Split) -> None:
     """Copy a trained model's weights into `model`, for one more cosine cycle from there (a warm restart).
 
-    It costs a fraction of a fresh run, but on FER2013 the snapshots came out no better than their
-    parents and erred like them (runs sgdr-1 to sgdr-3, training/EXPERIMENTS.md): a tool for experiments.
+    A member of a shipped ensemble (`moodring members`), whose batch norms are folded, is unfolded with statistics
+    from `faces`. As warm restarts of FER2013 crops, the snapshots came out no better than their parents and erred
+    like them (runs sgdr-1 to sgdr-3, training/EXPERIMENTS.md); photo-framed faces are what they are for now.
     """
-    from moodring.training.models import load_model
+    from moodring.training.models import load_model, unfold_into
 
     source = load_model(path)
     shapes = [tuple(weight.shape) for weight in source.weights]
-    if shapes != [tuple(weight.shape) for weight in model.weights]:
-        raise ConfigError(f"--init-from {path}: its architecture differs from --model/--widths; pass a matching model")
-    model.set_weights(source.get_weights())
+    if shapes == [tuple(weight.shape) for weight in model.weights]:
+        model.set_weights(source.get_weights())
+        return
+    try:
+        unfold_into(model, source, faces.images[:UNFOLD_FACES, ..., None].astype("float32") / 255)
+    except ModelError:
+        raise ConfigError(
+            f"--init-from {path}: its architecture differs from --model/--widths; pass a matching model"
+        ) from None
 
 
 def _best_so_far(run_dir: Path) -> float | None:

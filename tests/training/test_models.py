@@ -173,3 +173,36 @@ def test_members_come_back_out_of_an_ensemble_unchanged() -> None:
     np.testing.assert_array_equal(predict_probabilities(rebuilt, faces), predict_probabilities(half, faces))
     with pytest.raises(ModelError, match="is not an ensemble"):
         ensemble_members(first)
+
+
+def test_a_folded_member_unfolds_into_a_net_that_trains_from_where_it_is() -> None:
+    """`moodring train --init-from` a shipped member: its norms rebuilt so both inference and training start there."""
+    import keras
+    from moodring.training.models import build_cnn, unfold_into, with_half_storage
+
+    rng = np.random.default_rng(0)
+    trained = build_cnn(widths=(8, 16), dropout=0.0)
+    for norm in (layer for layer in trained.layers if isinstance(layer, keras.layers.BatchNormalization)):
+        gamma, beta, mean, variance = (w.shape for w in norm.get_weights())
+        norm.set_weights(
+            [
+                rng.uniform(0.5, 2, gamma),
+                rng.normal(0, 0.5, beta),
+                rng.normal(0, 1, mean),
+                rng.uniform(0.2, 3, variance),
+            ]
+        )
+    folded = with_half_storage(trained)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    faces = rng.uniform(0, 1, (512, 48, 48, 1)).astype("float32")
+    unfolded = build_cnn(widths=(8, 16), dropout=0.0)
+    unfold_into(unfolded, folded, faces)
+
+    expected = np.asarray(folded(faces[:64]))
+    np.testing.assert_allclose(np.asarray(unfolded(faces[:64], training=False)), expected, atol=1e-4)
+    # In training, a batch's own statistics replace the moving ones: a batch like `faces` gives nearly the same.
+    in_training = np.asarray(unfolded(faces[:64], training=True))
+    assert np.abs(in_training - expected).max() < 0.05
+    # A net that is not this one's folded copy is refused.
+    with pytest.raises(ModelError, match="does not have the layers"):
+        unfold_into(build_cnn(widths=(8, 8), dropout=0.0), folded, faces)

@@ -101,6 +101,33 @@ def test_a_final_run_learns_from_training_and_public_test(tiny: Fer2013) -> None
     assert len(training_split(tiny, TrainConfig(final=True, train_limit=100))) == 100
 
 
+def test_a_photo_framed_run_also_learns_each_face_as_the_pipeline_cuts_it(fer: Fer2013, tmp_path: Path) -> None:
+    """Real faces, since the pipeline must find them: each part framed once, cached, and labelled as its source."""
+    from moodring.training.photos import framed_by_pipeline
+    from moodring.training.train import TrainConfig, training_split
+
+    def first(split: Split, count: int) -> Split:
+        return Split(split.images[:count], split.labels[:count])
+
+    few = Fer2013(first(fer.train, 6), first(fer.val, 3), first(fer.test, 1))
+    cache = tmp_path / "cache"
+    faces = training_split(few, TrainConfig(final=True, photo_framed=True), cache)
+    framed_train, framed_val = (framed_by_pipeline(part, cache) for part in (few.train, few.val))
+    assert len(framed_train) >= 5 and len(framed_val) >= 2, "the pipeline finds nearly every FER2013 face"
+    assert len(faces) == 9 + len(framed_train) + len(framed_val)
+    np.testing.assert_array_equal(faces.images[9 : 9 + len(framed_train)], framed_train.images)
+    assert faces.images.shape[1:] == (48, 48) and faces.images.dtype == np.uint8
+    # Both parts were made once and read back after: the calls above found them in the cache.
+    cached = sorted(cache.iterdir())
+    assert len(cached) == 2 and all(path.suffix == ".npz" for path in cached)
+    for part, framed in ((few.train, framed_train), (few.val, framed_val)):
+        with np.load(next(path for path in cached if np.load(path)["found"].size == len(part))) as stored:
+            np.testing.assert_array_equal(framed.labels, part.labels[stored["found"]])
+            np.testing.assert_array_equal(framed.images, stored["crops"][stored["found"]])
+            # A missed face is kept as it is in the cache, and left out of what the run learns.
+            np.testing.assert_array_equal(stored["crops"][~stored["found"]], part.images[~stored["found"]])
+
+
 def test_a_run_folder_holds_everything_the_run_produced(trained_run: Path, tiny: Fer2013) -> None:
     for name in ("best.keras", "best.json", "model.keras", "history.csv", "curves.png", "confusion.png"):
         assert (trained_run / name).is_file(), name
