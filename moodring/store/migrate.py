@@ -2,8 +2,9 @@
 
 `ensure_schema` is what the bot and the CLI run on start: nothing when the schema is current, an upgrade
 when it is behind, `SchemaTooNewError` (and no change) when a newer Moodring migrated the database.
-On PostgreSQL the check and the upgrade hold a transaction-scoped advisory lock, so the processes of a
-fleet starting at once migrate exactly once: the others wait, then find the schema current.
+The check and the upgrade hold a lock for their transaction (an advisory lock on PostgreSQL, the write lock on
+SQLite), so the processes of a fleet starting at once migrate exactly once: the others wait, then find the schema
+current.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def _upgrade(connection: Connection) -> tuple[str | None, str]:
     """Check, then upgrade to head inside the caller's transaction; (revision before, revision after)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    elif connection.dialect.name == "sqlite":  # the database's write lock, at once rather than at the first write
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     before = _current(connection)
     _check_not_newer(before)
     head = head_revision()
