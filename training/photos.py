@@ -9,10 +9,11 @@ them, so that it can learn the pipeline's framing rather than FER2013's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,11 +157,11 @@ def framed_by_pipeline(
 ) -> Split:
     """The faces of `split` that the selfie pipeline finds in photos of them, cut out as it cuts them, and their labels.
 
-    FER2013's own crops frame faces less consistently than the pipeline's keypoint framing does, so a model that
-    learnt only FER2013's crops reads the pipeline's a little worse (`benchmarks/faces_in_photos.py`). Making the
-    photos costs about 60 ms of CPU per face, so they are made by `workers` processes, reported to
-    `on_progress(faces done)`, and cached in `cache_dir`, keyed by the faces, the seed and the pipeline's code and
-    models.
+    A model that learnt only FER2013's crops reads the pipeline's worse (`benchmarks/faces_in_photos.py`). Learning
+    these as well, for 2-4 epochs from a shipped member, did not close that gap (runs pf-1 and pf-1b,
+    training/EXPERIMENTS.md, 2026-12-03): a tool for experiments, off in the shipped recipe. Making the photos
+    costs about 60 ms of CPU per face, so they are made by `workers` processes, reported to `on_progress(faces
+    done)`, and cached in `cache_dir`, keyed by the faces, the seed and the pipeline's code and models.
     """
     cache = _framed_cache(split, seed, cache_dir) if cache_dir else None
     if cache and cache.exists():
@@ -178,27 +179,35 @@ def framed_by_pipeline(
 def _frame_all(
     faces: np.ndarray, seed: int, workers: int, on_progress: Callable[[int], None] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    chunks = [(faces[start : start + CHUNK], seed * 1_000_003 + start) for start in range(0, len(faces), CHUNK)]
-    crops, found, done = [], [], 0
-    # Spawned, not forked: the caller may have TensorFlow's threads running, which a fork would copy half-alive.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for chunk_crops, chunk_found in pool.map(_frame_chunk, *zip(*chunks, strict=True)):
-            crops.append(chunk_crops)
-            found.append(chunk_found)
-            done += len(chunk_found)
-            if on_progress:
-                on_progress(done)
+    starts = range(0, len(faces), CHUNK)
+    chunks, seeds = [faces[start : start + CHUNK] for start in starts], [seed * 1_000_003 + start for start in starts]
+    if workers > 1 and len(chunks) > 1:
+        # Spawned, not forked: the caller may have TensorFlow's threads running, which a fork copies half-alive.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return _gathered(pool.map(_frame_chunk, chunks, seeds), faces, on_progress)
+    return _gathered(map(_frame_chunk, chunks, seeds), faces, on_progress)
+
+
+def _gathered(
+    framed: Iterator[tuple[np.ndarray, np.ndarray]], faces: np.ndarray, on_progress: Callable[[int], None] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    crops, found = [faces[:0]], [np.zeros(0, bool)]
+    for chunk_crops, chunk_found in framed:
+        crops.append(chunk_crops)
+        found.append(chunk_found)
+        if on_progress:
+            on_progress(sum(map(len, found)))
     return np.concatenate(crops), np.concatenate(found)
 
 
-_worker_recognizer: EmotionRecognizer | None = None
+@functools.cache
+def _recognizer() -> EmotionRecognizer:
+    """One per process (a worker's, or the caller's for a single chunk): loading the models costs ~0.3 s."""
+    return EmotionRecognizer.from_settings(Settings.load())
 
 
 def _frame_chunk(faces: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    global _worker_recognizer
-    if _worker_recognizer is None:  # once per worker process: loading the models costs ~0.3 s
-        _worker_recognizer = EmotionRecognizer.from_settings(Settings.load())
-    return pipeline_framed(faces, _worker_recognizer, seed)
+    return pipeline_framed(faces, _recognizer(), seed)
 
 
 def _framed_cache(split: Split, seed: int, cache_dir: Path) -> Path:

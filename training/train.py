@@ -458,8 +458,9 @@ def _start_from(model: keras.Model, path: str, faces: Split) -> None:
     """Copy a trained model's weights into `model`, for one more cosine cycle from there (a warm restart).
 
     A member of a shipped ensemble (`moodring members`), whose batch norms are folded, is unfolded with statistics
-    from `faces`. As warm restarts of FER2013 crops, the snapshots came out no better than their parents and erred
-    like them (runs sgdr-1 to sgdr-3, training/EXPERIMENTS.md); photo-framed faces are what they are for now.
+    from `faces`. On FER2013's crops the snapshots came out no better than their parents and erred like them (runs
+    sgdr-1 to sgdr-3, training/EXPERIMENTS.md), and with photo-framed faces added they traded whole-crop accuracy
+    for photo accuracy (runs pf-1 and pf-1b): a tool for experiments.
     """
     from moodring.training.models import load_model, unfold_into
 
