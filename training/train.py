@@ -137,11 +137,11 @@ def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
 def training_split(data: Fer2013, config: TrainConfig, cache_dir: Path | None = None) -> Split:
     """The faces a run learns from: Training, plus PublicTest for a final run, cut to `train_limit` if set; with
     `photo_framed`, each part's faces again as the selfie pipeline cuts them from photos (cached in `cache_dir`)."""
-    parts, room = [], config.train_limit or len(data.train) + len(data.val)
-    for part in (data.train, data.val) if config.final else (data.train,):
-        if room > 0:
-            parts.append(Split(part.images[:room], part.labels[:room]))
-            room -= len(parts[-1])
+    parts = [data.train, data.val] if config.final else [data.train]
+    if config.train_limit:  # the first faces of the parts in turn
+        starts = np.cumsum([0, *map(len, parts)])
+        kept = [max(0, config.train_limit - start) for start in starts]
+        parts = [Split(part.images[:n], part.labels[:n]) for part, n in zip(parts, kept, strict=False) if n > 0]
     if config.photo_framed:
         parts += [_framed_by_pipeline(part, cache_dir) for part in parts]
     if len(parts) == 1:

@@ -99,6 +99,8 @@ def test_a_final_run_learns_from_training_and_public_test(tiny: Fer2013) -> None
     np.testing.assert_array_equal(final.images[len(tiny.train) :], tiny.val.images)
     np.testing.assert_array_equal(final.labels[: len(tiny.train)], tiny.train.labels)
     assert len(training_split(tiny, TrainConfig(final=True, train_limit=100))) == 100
+    across = training_split(tiny, TrainConfig(final=True, train_limit=len(tiny.train) + 10))
+    np.testing.assert_array_equal(across.images[len(tiny.train) :], tiny.val.images[:10])
 
 
 def test_a_photo_framed_run_also_learns_each_face_as_the_pipeline_cuts_it(fer: Fer2013, tmp_path: Path) -> None:
