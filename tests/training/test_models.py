@@ -11,6 +11,16 @@ from moodring import EMOTIONS
 from moodring.errors import ModelError
 
 
+def give_norms_trained_statistics(model, rng: np.random.Generator) -> None:
+    """Batch norms far from their initial identity, as after training, so that folding them matters."""
+    import keras
+
+    for norm in (layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)):
+        gamma, beta, mean, variance = (w.shape for w in norm.get_weights())
+        scale, shift = rng.uniform(0.5, 2, gamma), rng.normal(0, 0.5, beta)
+        norm.set_weights([scale, shift, rng.normal(0, 1, mean), rng.uniform(0.2, 3, variance)])
+
+
 def test_builders_give_seven_way_softmax() -> None:
     from moodring.training.models import build_cnn, build_residual_cnn, build_resnet50v2
 
@@ -119,17 +129,8 @@ def test_half_storage_halves_the_files_and_keeps_the_predictions(tmp_path: Path)
     # Three members, as 1/3 is not a float16 number; one residual, whose skip connections the folding must respect.
     # Wide enough that the float32 weights, not the file's fixed parts, make up the size that halves.
     members = [build_cnn(widths=(16, 32, 64, 128)) for _ in range(2)] + [build_residual_cnn(widths=(8, 16, 32, 64))]
-    for norm in (layer for member in members for layer in member.layers):
-        if isinstance(norm, keras.layers.BatchNormalization):  # trained-looking statistics, so folding them matters
-            gamma, beta, mean, variance = (w.shape for w in norm.get_weights())
-            norm.set_weights(
-                [
-                    rng.uniform(0.5, 2, gamma),
-                    rng.normal(0, 0.5, beta),
-                    rng.normal(0, 1, mean),
-                    rng.uniform(0.2, 3, variance),
-                ]
-            )
+    for member in members:
+        give_norms_trained_statistics(member, rng)
     faces = rng.random((64, 48, 48, 1), dtype=np.float32)
     full = build_ensemble(members, views=(View(1),))
     half = build_ensemble(members, views=(View(1),), half_storage=True)
@@ -182,16 +183,7 @@ def test_a_folded_member_unfolds_into_a_net_that_trains_from_where_it_is() -> No
 
     rng = np.random.default_rng(0)
     trained = build_cnn(widths=(8, 16), dropout=0.0)
-    for norm in (layer for layer in trained.layers if isinstance(layer, keras.layers.BatchNormalization)):
-        gamma, beta, mean, variance = (w.shape for w in norm.get_weights())
-        norm.set_weights(
-            [
-                rng.uniform(0.5, 2, gamma),
-                rng.normal(0, 0.5, beta),
-                rng.normal(0, 1, mean),
-                rng.uniform(0.2, 3, variance),
-            ]
-        )
+    give_norms_trained_statistics(trained, rng)
     folded = with_half_storage(trained)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     faces = rng.uniform(0, 1, (512, 48, 48, 1)).astype("float32")
