@@ -103,14 +103,7 @@ def with_half_storage(model: keras.Model) -> keras.Model:
     give LiteRT different weights from Keras. Convolution and dense weights, nearly all of the
     model, are then stored in float16; whatever else has weights stays float32.
     """
-    folded = {
-        layer.name: after
-        for layer, after in pairwise(model.layers)
-        if isinstance(layer, layers.Conv2D)
-        and layer.get_config()["activation"] == "linear"  # a norm after an activation cannot be folded
-        and isinstance(after, layers.BatchNormalization)
-        and after.input is layer.output
-    }
+    folded = _norms_after_convolutions(model)
     folded_norms = {norm.name for norm in folded.values()}
 
     def clone(layer: layers.Layer) -> layers.Layer:
@@ -132,6 +125,19 @@ def with_half_storage(model: keras.Model) -> keras.Model:
         else:
             target.set_weights(source.get_weights())
     return copy
+
+
+def _norms_after_convolutions(model: keras.Model) -> dict[str, layers.BatchNormalization]:
+    """Each batch norm that directly follows a convolution, by the convolution's name: the pairs that fold into one
+    convolution (`with_half_storage`) and unfold back (`unfold_into`)."""
+    return {
+        layer.name: after
+        for layer, after in pairwise(model.layers)
+        if isinstance(layer, layers.Conv2D)
+        and layer.get_config()["activation"] == "linear"  # a norm after an activation cannot be folded
+        and isinstance(after, layers.BatchNormalization)
+        and after.input is layer.output
+    }
 
 
 def _fold(conv: layers.Conv2D, norm: layers.BatchNormalization) -> list[np.ndarray]:
@@ -157,11 +163,7 @@ def unfold_into(model: keras.Model, folded: keras.Model, faces: np.ndarray, batc
     sources = [layer for layer in folded.layers if isinstance(layer, layers.Conv2D | layers.Dense)]
     if [tuple(t.weights[0].shape) for t in targets] != [tuple(s.weights[0].shape) for s in sources]:
         raise ModelError(f"{folded.name} does not have the layers of {model.name}")
-    norms = {
-        layer.name: after
-        for layer, after in pairwise(model.layers)
-        if isinstance(after, layers.BatchNormalization) and after.input is layer.output
-    }
+    norms = _norms_after_convolutions(model)
     probed = [source for target, source in zip(targets, sources, strict=True) if target.name in norms]
     probe = keras.Model(folded.input, [layer.output for layer in probed])
     sums = {layer.name: np.zeros(layer.weights[0].shape[-1]) for layer in probed}
