@@ -139,9 +139,9 @@ def training_split(data: Fer2013, config: TrainConfig, cache_dir: Path | None = 
     `photo_framed`, each part's faces again as the selfie pipeline cuts them from photos (cached in `cache_dir`)."""
     parts = [data.train, data.val] if config.final else [data.train]
     if config.train_limit:  # the first faces of the parts in turn
-        starts = np.cumsum([0, *map(len, parts)])
+        starts = np.cumsum([0, *map(len, parts[:-1])])
         kept = [max(0, config.train_limit - start) for start in starts]
-        parts = [Split(part.images[:n], part.labels[:n]) for part, n in zip(parts, kept, strict=False) if n > 0]
+        parts = [Split(part.images[:n], part.labels[:n]) for part, n in zip(parts, kept, strict=True) if n > 0]
     if config.photo_framed:
         parts += [_framed_by_pipeline(part, cache_dir) for part in parts]
     if len(parts) == 1:

@@ -105,7 +105,7 @@ def test_a_final_run_learns_from_training_and_public_test(tiny: Fer2013) -> None
 
 def test_a_photo_framed_run_also_learns_each_face_as_the_pipeline_cuts_it(fer: Fer2013, tmp_path: Path) -> None:
     """Real faces, since the pipeline must find them: each part framed once, cached, and labelled as its source."""
-    from moodring.training.photos import framed_by_pipeline
+    from moodring.training.photos import PHOTO_SEED, _framed_cache, framed_by_pipeline
     from moodring.training.train import TrainConfig, training_split
 
     def first(split: Split, count: int) -> Split:
@@ -120,10 +120,9 @@ def test_a_photo_framed_run_also_learns_each_face_as_the_pipeline_cuts_it(fer: F
     np.testing.assert_array_equal(faces.images[9 : 9 + len(framed_train)], framed_train.images)
     assert faces.images.shape[1:] == (48, 48) and faces.images.dtype == np.uint8
     # Both parts were made once and read back after: the calls above found them in the cache.
-    cached = sorted(cache.iterdir())
-    assert len(cached) == 2 and all(path.suffix == ".npz" for path in cached)
+    assert len(list(cache.iterdir())) == 2
     for part, framed in ((few.train, framed_train), (few.val, framed_val)):
-        with np.load(next(path for path in cached if np.load(path)["found"].size == len(part))) as stored:
+        with np.load(_framed_cache(part, PHOTO_SEED, cache)) as stored:
             np.testing.assert_array_equal(framed.labels, part.labels[stored["found"]])
             np.testing.assert_array_equal(framed.images, stored["crops"][stored["found"]])
             # A missed face is kept as it is in the cache, and left out of what the run learns.
